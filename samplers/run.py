@@ -1,0 +1,237 @@
+"""The one run loop: any :class:`~samplers.kernels.Sampler`, many chains.
+
+Chains are vmapped, steps are a ``lax.scan`` inside a jitted chunk, and the
+chunks are driven from Python so the loop can show progress, keep memory
+bounded and hand results back between chunks.
+
+Randomness is addressed, not threaded: chain ``c`` owns
+``fold_in(rng_key, c)`` and step ``t`` of that chain uses
+``fold_in(draw_key_c, t)``. The draws therefore do not depend on the chunk
+size, on how chains are batched, or on where a run was resumed.
+
+A chain whose position or recorded values become non-finite is stopped: its
+state is frozen at the last finite step, later draws are NaN, and
+``sample_stats.is_finite`` says from which draw on (never averaged in).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from samplers.kernels import Sampler
+
+__all__ = ["Trace", "run_chains", "chain_keys"]
+
+
+class Trace(NamedTuple):
+    """What a run produced, as host arrays in ``(chain, draw, ...)`` layout."""
+
+    draws: dict[str, np.ndarray]
+    stats: dict[str, np.ndarray]
+    params: dict[str, np.ndarray]
+    warmup_seconds: float
+    sampling_seconds: float
+    num_warmup: int
+    thin: int
+
+
+def chain_keys(rng_key: jax.Array, num_chains: int, start: int = 0) -> jax.Array:
+    """Key of each chain, ``fold_in(rng_key, chain_index)``."""
+    index = jnp.arange(start, start + num_chains, dtype=jnp.uint32)
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng_key, index)
+
+
+def _tree_where(flag, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
+    checks = [jnp.all(jnp.isfinite(x)) for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
+
+
+def _make_chunk_fn(sampler: Sampler, record_fn: Callable, thin: int, num_draws: int):
+    """Jitted ``(keys, states, params, alive, start) -> (states, alive, (records, stats))``."""
+
+    def one_chain(key, state, params, alive, start):
+        def kernel_step(state, alive, t):
+            new_state, info = sampler.step(jax.random.fold_in(key, t), state, params)
+            stats = sampler.stats(new_state, info, params)
+            ok = alive & _all_finite((new_state.position, stats["lp"]))
+            return _tree_where(ok, new_state, state), ok, stats
+
+        def draw(carry, i):
+            state, alive = carry
+            state, alive, stats = kernel_step(state, alive, i * thin)
+            if thin > 1:  # only the last step of each draw is kept
+
+                def body(carry, j):
+                    return kernel_step(carry[0], carry[1], i * thin + j), None
+
+                (state, alive, stats), _ = jax.lax.scan(
+                    body, (state, alive, stats), jnp.arange(1, thin, dtype=jnp.uint32)
+                )
+            rec = record_fn(state.position)
+            alive = alive & _all_finite(rec)
+            rec = jax.tree.map(lambda x: _mask(alive, x), rec)
+            stats = dict(jax.tree.map(lambda x: _mask(alive, x), stats), is_finite=alive)
+            return (state, alive), (rec, stats)
+
+        steps = start + jnp.arange(num_draws, dtype=jnp.uint32)
+        (state, alive), out = jax.lax.scan(draw, (state, alive), steps)
+        return state, alive, out
+
+    return jax.jit(jax.vmap(one_chain, in_axes=(0, 0, 0, 0, None)))
+
+
+def _mask(alive, x):
+    """NaN for a stopped chain's values (integers and booleans are kept)."""
+    x = jnp.asarray(x)
+    return jnp.where(alive, x, jnp.nan) if jnp.issubdtype(x.dtype, jnp.inexact) else x
+
+
+def run_chains(
+    rng_key: jax.Array,
+    sampler: Sampler,
+    positions: jax.Array,
+    *,
+    record_fn: Callable[[jax.Array], dict[str, jax.Array]],
+    num_warmup: int,
+    num_draws: int,
+    thin: int = 1,
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+    description: str = "sampling",
+    on_chunk: Callable[[int, Any], None] | None = None,
+) -> Trace:
+    """Run ``sampler`` from ``positions`` (shape ``(num_chains, dim)``).
+
+    Parameters
+    ----------
+    rng_key
+        The run's key; chain ``c`` uses ``fold_in(rng_key, c)``.
+    sampler
+        From :func:`samplers.kernels.build_sampler`.
+    positions
+        Initial positions in sampling coordinates, one row per chain.
+    record_fn
+        ``position -> dict`` of what to keep per draw.
+    num_warmup, num_draws, thin
+        Warmup (adaptation or burn-in) steps, draws kept, kernel steps per draw.
+    chunk_size
+        Draws per jitted chunk (default: about 20 chunks, at most 10 000 draws).
+    progress
+        Show a rich progress bar (default: when stderr is a terminal).
+    on_chunk
+        Called as ``on_chunk(draws_done, carry)`` after each chunk.
+
+    Returns
+    -------
+    Trace
+        Draws and stats as NumPy arrays of shape ``(num_chains, num_draws, ...)``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> from models.toy import toy_target
+    >>> from samplers.kernels import build_sampler
+    >>> target = toy_target("quadratic", beta=1.0)
+    >>> trace = run_chains(jax.random.key(0), build_sampler("mala", target),
+    ...                    target.init_fn(jax.random.key(1), 4), record_fn=target.record_fn,
+    ...                    num_warmup=100, num_draws=200, progress=False)
+    >>> trace.draws["x"].shape
+    (4, 200, 2)
+    """
+    for label, value, low in (("num_warmup", num_warmup, 0), ("num_draws", num_draws, 1), ("thin", thin, 1)):
+        if int(value) != value or value < low:
+            raise ValueError(f"{label} must be an integer >= {low}, got {value}")
+    positions = jnp.asarray(positions)
+    if positions.ndim != 2:
+        raise ValueError(f"positions must have shape (num_chains, dim), got {positions.shape}")
+    num_chains = positions.shape[0]
+    keys = chain_keys(rng_key, num_chains)
+    split = jax.vmap(jax.random.split)(keys)
+    warmup_keys, draw_keys = split[:, 0], split[:, 1]
+
+    start = time.perf_counter()
+    warmup = jax.jit(jax.vmap(sampler.warmup, in_axes=(0, 0, None)), static_argnums=2)
+    states, params = warmup(warmup_keys, positions, int(num_warmup))
+    jax.block_until_ready(states)
+    warmup_seconds = time.perf_counter() - start
+
+    if chunk_size is None:
+        chunk_size = min(10_000, max(1, math.ceil(num_draws / 20)))
+    num_chunks = math.ceil(num_draws / chunk_size)
+    chunk_size = math.ceil(num_draws / num_chunks)
+    chunk_fn = _make_chunk_fn(sampler, record_fn, int(thin), chunk_size)
+    alive = jnp.ones(num_chains, dtype=bool)
+
+    pieces: list[Any] = []
+    start = time.perf_counter()
+    with _progress(progress, description, num_draws) as advance:
+        for c in range(num_chunks):
+            states, alive, out = chunk_fn(draw_keys, states, params, alive, c * chunk_size)
+            pieces.append(jax.device_get(out))
+            done = min(num_draws, (c + 1) * chunk_size)
+            advance(done)
+            if on_chunk is not None:
+                on_chunk(done, (states, alive))
+    sampling_seconds = time.perf_counter() - start
+
+    records, stats = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1)[:, :num_draws], *pieces)
+    return Trace(
+        draws={k: np.asarray(v) for k, v in records.items()},
+        stats={k: np.asarray(v) for k, v in stats.items()},
+        params={k: np.asarray(v) for k, v in params.items()},
+        warmup_seconds=warmup_seconds,
+        sampling_seconds=sampling_seconds,
+        num_warmup=int(num_warmup),
+        thin=int(thin),
+    )
+
+
+class _progress:
+    """A rich progress bar over draws, or nothing (quiet or not a terminal)."""
+
+    def __init__(self, enabled: bool | None, description: str, total: int):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.description, self.total = description, total
+        self._bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda done: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._bar.__enter__()
+        task = self._bar.add_task(self.description, total=self.total)
+        return lambda done: self._bar.update(task, completed=done)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+        return False
