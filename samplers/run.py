@@ -16,6 +16,7 @@ state is frozen at the last finite step, later draws are NaN, and
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -28,7 +29,7 @@ import numpy as np
 
 from samplers.kernels import Sampler
 
-__all__ = ["Trace", "run_chains", "chain_keys"]
+__all__ = ["Trace", "run_chains", "chain_keys", "run_final_positions"]
 
 
 class Trace(NamedTuple):
@@ -59,6 +60,7 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
 
 
+@functools.lru_cache(maxsize=64)
 def _make_chunk_fn(sampler: Sampler, record_fn: Callable, thin: int, num_draws: int):
     """Jitted ``(keys, states, params, alive, start) -> (states, alive, (records, stats))``."""
 
@@ -93,6 +95,12 @@ def _make_chunk_fn(sampler: Sampler, record_fn: Callable, thin: int, num_draws: 
     return jax.jit(jax.vmap(one_chain, in_axes=(0, 0, 0, 0, None)))
 
 
+@functools.lru_cache(maxsize=64)
+def _make_warmup_fn(sampler: Sampler):
+    """Jitted, vmapped warmup; cached so repeated runs do not trace again."""
+    return jax.jit(jax.vmap(sampler.warmup, in_axes=(0, 0, None)), static_argnums=2)
+
+
 def _mask(alive, x):
     """NaN for a stopped chain's values (integers and booleans are kept)."""
     x = jnp.asarray(x)
@@ -112,6 +120,7 @@ def run_chains(
     progress: bool | None = None,
     description: str = "sampling",
     on_chunk: Callable[[int, Any], None] | None = None,
+    first_chain: int = 0,
 ) -> Trace:
     """Run ``sampler`` from ``positions`` (shape ``(num_chains, dim)``).
 
@@ -133,6 +142,9 @@ def run_chains(
         Show a rich progress bar (default: when stderr is a terminal).
     on_chunk
         Called as ``on_chunk(draws_done, carry)`` after each chunk.
+    first_chain
+        Index of the first chain, so a run split into batches of chains draws
+        exactly what one big run would.
 
     Returns
     -------
@@ -158,13 +170,12 @@ def run_chains(
     if positions.ndim != 2:
         raise ValueError(f"positions must have shape (num_chains, dim), got {positions.shape}")
     num_chains = positions.shape[0]
-    keys = chain_keys(rng_key, num_chains)
+    keys = chain_keys(rng_key, num_chains, first_chain)
     split = jax.vmap(jax.random.split)(keys)
     warmup_keys, draw_keys = split[:, 0], split[:, 1]
 
     start = time.perf_counter()
-    warmup = jax.jit(jax.vmap(sampler.warmup, in_axes=(0, 0, None)), static_argnums=2)
-    states, params = warmup(warmup_keys, positions, int(num_warmup))
+    states, params = _make_warmup_fn(sampler)(warmup_keys, positions, int(num_warmup))
     jax.block_until_ready(states)
     warmup_seconds = time.perf_counter() - start
 
@@ -197,6 +208,52 @@ def run_chains(
         num_warmup=int(num_warmup),
         thin=int(thin),
     )
+
+
+def run_final_positions(
+    rng_key: jax.Array,
+    sampler: Sampler,
+    positions: jax.Array,
+    *,
+    num_steps: int,
+    record_fn: Callable[[jax.Array], dict[str, jax.Array]],
+    batch_size: int = 65_536,
+    progress: bool | None = None,
+    description: str = "runs",
+) -> dict[str, np.ndarray]:
+    """Where many independent runs end after ``num_steps`` steps.
+
+    The runs are processed in batches of ``batch_size`` (memory stays bounded
+    and the working set stays in cache), each run keyed by its global index,
+    so the result does not depend on ``batch_size``. Returns arrays of shape
+    ``(num_runs, ...)``; a run that hit a non-finite value is NaN.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    positions = jnp.asarray(positions)
+    num_runs = positions.shape[0]
+    size = min(int(batch_size), num_runs)
+    out: list[dict[str, np.ndarray]] = []
+    with _progress(progress, description, num_runs) as advance:
+        for first in range(0, num_runs, size):
+            batch = positions[first : first + size]
+            count = batch.shape[0]
+            if count < size:  # pad the last batch: one compiled shape for all batches
+                batch = jnp.concatenate([batch, jnp.repeat(batch[:1], size - count, axis=0)])
+            trace = run_chains(
+                rng_key,
+                sampler,
+                batch,
+                record_fn=record_fn,
+                num_warmup=0,
+                num_draws=1,
+                thin=num_steps,
+                progress=False,
+                first_chain=first,
+            )
+            out.append({k: v[:count, 0] for k, v in trace.draws.items()})
+            advance(first + count)
+    return {k: np.concatenate([o[k] for o in out]) for k in out[0]}
 
 
 class _progress:

@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from surf import demo, sample
+    from surf import demo, sample, sgd
 
     parser = _Parser(
         prog="surf",
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", help="JAX compilation cache folder")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sample.add_parser(sub)
+    sgd.add_parser(sub)
     demo.add_parser(sub)
     return parser
 
