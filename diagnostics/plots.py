@@ -135,3 +135,86 @@ def plot_sweep_heatmap(rows: list[dict[str, Any]], path: str | Path, *, force: b
     r = rows[0]["stickiness"]["radius"]
     fig.suptitle(f"Stickiness S({r:g}) of the origin under noisy SGD ({rows[0]['runs']:,} runs per cell)", fontsize=11)
     return save_figure(fig, path, force=force)
+
+
+def _row_label(row: dict[str, Any]) -> str:
+    return row["sampler"] if row["adjusted"] else f"{row['sampler']} h={row['step_size']:g}"
+
+
+def plot_compare(result: dict[str, Any], folder: str | Path, *, force: bool = False) -> list[Path]:
+    """The three comparison figures: occupancy vs exact, bias vs step size, densities."""
+    folder = Path(folder)
+    rows, exact = result["rows"], result["exact"]
+    radius = result["radius"]
+    paths = []
+
+    # 1. occupancy with error bars against the exact line
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(rows) + 2), 4.2), constrained_layout=True)
+    xs = np.arange(len(rows))
+    for i, row in enumerate(rows):
+        colour = PALETTE[0] if row["adjusted"] else PALETTE[3]
+        err = 2 * row["mcse"] if row["mcse"] is not None else 0.0
+        ax.errorbar(i, row["occupancy"], yerr=err, fmt="o", color=colour, capsize=4)
+    ax.axhline(exact, color="k", lw=1.2, label=f"exact Gibbs value {exact:.4g}")
+    ax.errorbar([], [], yerr=[], fmt="o", color=PALETTE[0], label="Metropolis-adjusted (±2 MCSE)")
+    ax.errorbar([], [], yerr=[], fmt="o", color=PALETTE[3], label="unadjusted (±2 MCSE)")
+    ax.set_xticks(xs, [_row_label(r) for r in rows], rotation=35, ha="right")
+    ax.set_ylabel(f"occupancy P(|x - x*| < {radius:g})")
+    ax.set_title(f"{result['model']} at β = {result['beta']:g}: time spent near the singular point")
+    ax.legend(fontsize=8)
+    paths.append(save_figure(fig, folder / "occupancy.png", force=force))
+
+    # 2. bias against step size (unadjusted dynamics), log axes
+    fig, ax = plt.subplots(figsize=(6.0, 4.2), constrained_layout=True)
+    names = sorted({r["sampler"] for r in rows if not r["adjusted"]})
+    for k, name in enumerate(names):
+        sel = sorted((r for r in rows if r["sampler"] == name), key=lambda r: r["step_size"])
+        h = np.array([r["step_size"] for r in sel])
+        bias = np.array([abs(r["occupancy"] - exact) for r in sel])
+        err = np.array([2 * (r["mcse"] or 0.0) for r in sel])
+        ax.errorbar(h, np.maximum(bias, 1e-6), yerr=err, marker="o", capsize=3,
+                    color=PALETTE[k % len(PALETTE)], label=name)
+    for r in rows:
+        if r["adjusted"] and r["mcse"]:
+            ax.axhline(2 * r["mcse"], ls=":", lw=0.8, color="0.5")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("step size (h for ula/sgld/sghmc, learning rate η for sgd)")
+    ax.set_ylabel("|occupancy − exact|")
+    ax.set_title("Step-size bias of unadjusted dynamics\n(dotted: 2 MCSE of the adjusted samplers)", fontsize=10)
+    if names:
+        ax.legend(fontsize=8)
+    paths.append(save_figure(fig, folder / "bias_vs_step.png", force=force))
+
+    # 3. densities: exact beside each sampler's histogram
+    edges = result["edges"]
+    exact_cells = result["reference"].cell_masses(edges, edges)
+    panels = [("exact Gibbs", exact_cells)] + [
+        (_row_label(row), _hist(trace.draws["x"], edges)) for row, _, trace in result["trees"]
+    ]
+    ncols = min(4, len(panels))
+    nrows = int(math.ceil(len(panels) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.2 * nrows + 0.4), constrained_layout=True, squeeze=False)
+    positive = exact_cells[exact_cells > 0]
+    norm = LogNorm(vmin=max(positive.max() * 1e-4, positive.min()), vmax=positive.max())
+    center = result["center"]
+    for ax, (title, cells) in zip(axes.flat, panels):
+        mesh = ax.pcolormesh(edges, edges, np.ma.masked_equal(cells.T, 0), cmap=DENSITY_CMAP, norm=norm)
+        ax.add_patch(plt.Circle(center, radius, fill=False, color=PALETTE[3], lw=1.2))
+        ax.set_title(title, fontsize=9)
+        ax.set_aspect("equal")
+        ax.set_xlabel("$x_0$", fontsize=8)
+        ax.set_ylabel("$x_1$", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.colorbar(mesh, ax=axes, shrink=0.8, label="probability mass per cell (log)")
+    fig.suptitle(f"{result['model']} at β = {result['beta']:g}: exact density and each sampler's draws", fontsize=11)
+    paths.append(save_figure(fig, folder / "densities.png", force=force))
+    return paths
+
+
+def _hist(draws: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    from diagnostics.bias import histogram_masses
+
+    return histogram_masses(draws, edges, edges)

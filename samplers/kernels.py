@@ -77,6 +77,13 @@ class SamplerOptions:
         NUTS tree depth limit.
     sghmc_alpha
         Friction of SGHMC.
+    mass_matrix
+        NUTS/HMC metric: ``"diagonal"`` (BlackJAX window adaptation, per
+        chain) or ``"identity"`` (only the step size is adapted, by dual
+        averaging). On a singular target, where the valleys through the
+        singular point run in different directions, a chain adapts its
+        diagonal metric to the arm it sits in and then cannot turn into the
+        other arm; the identity metric treats all directions alike.
     """
 
     step_size: float | None = None
@@ -87,6 +94,7 @@ class SamplerOptions:
     max_num_doublings: int = 10
     sghmc_alpha: float = 0.01
     default_step_size: float = 1e-3
+    mass_matrix: str = "diagonal"
 
     def __post_init__(self) -> None:
         if self.step_size is not None and not self.step_size > 0:
@@ -99,6 +107,8 @@ class SamplerOptions:
             raise ValueError(
                 f"num_integration_steps must be >= 1, got {self.num_integration_steps}"
             )
+        if self.mass_matrix not in ("diagonal", "identity"):
+            raise ValueError(f"mass_matrix must be 'diagonal' or 'identity', got {self.mass_matrix!r}")
         if self.target_acceptance is not None and not 0 < self.target_acceptance < 1:
             raise ValueError(f"target acceptance must be in (0, 1), got {self.target_acceptance}")
 
@@ -187,7 +197,7 @@ def _hmc_family(target: Target, options: SamplerOptions, algorithm, kernel, extr
     """NUTS and HMC: window adaptation of step size and diagonal mass matrix."""
     logdensity_fn = target.logdensity_fn
     fixed = {
-        "step_size": jnp.asarray(options.step_size or 0.1, jnp.float32),
+        "step_size": jnp.asarray(options.step_size or 0.1, jnp.float32),  # start of adaptation
         "inverse_mass_matrix": jnp.ones(target.dim),
     }
 
@@ -201,8 +211,10 @@ def _hmc_family(target: Target, options: SamplerOptions, algorithm, kernel, extr
     target_acceptance = options.target_acceptance or 0.8
 
     def warmup(rng_key, position, num_steps: int):
-        if not adapt or num_steps < MIN_WINDOW_ADAPTATION:
+        if not adapt:
             return _burn_in(step, init, fixed)(rng_key, position, num_steps)
+        if options.mass_matrix == "identity" or num_steps < MIN_WINDOW_ADAPTATION:
+            return _dual_averaging(step, init, fixed, target_acceptance)(rng_key, position, num_steps)
         adaptation = blackjax.window_adaptation(
             algorithm,
             logdensity_fn,

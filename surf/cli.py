@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from surf import demo, sample, sgd
+    from surf import compare, demo, sample, sgd
 
     parser = _Parser(
         prog="surf",
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sample.add_parser(sub)
     sgd.add_parser(sub)
+    compare.add_parser(sub)
     demo.add_parser(sub)
     return parser
 
