@@ -106,7 +106,7 @@ def custom_loss_target(
         num_data=num_data,
         config={"loss": spec},
     )
-    start = target.to_original(target.init_fn(start_key or jax.random.key(0), 1)[0])
+    start = target.to_original(target.init_fn(start_key if start_key is not None else jax.random.key(0), 1)[0])
     check_loss_fn(loss_fn, int(dim), start)
     if isinstance(beta, str):  # equipartition reads the loss: only after the checks above
         target = make_loss_target(

@@ -351,6 +351,27 @@ class GibbsReference:
 
     # ------------------------------------------------------------------ public
 
+    @classmethod
+    def from_target(cls, target, **options) -> GibbsReference:
+        """The exact reference of a 2-D :class:`~models.target.Target` on a box.
+
+        The target's loss takes one flat position; it is vectorized here, and
+        the quadrature breaks at the target's singular point (the valleys of
+        a singular potential cross there).
+        """
+        import jax.numpy as jnp
+
+        if target.dim != 2 or target.box is None or target.loss_fn is None:
+            raise ValueError(
+                f"an exact reference needs a 2-D loss on a box; {target.name} has dim "
+                f"{target.dim}, box {target.box}"
+            )
+        if target.singular_point is not None and "breaks" not in options:
+            c0, c1 = (float(c) for c in target.singular_point)
+            options["breaks"] = ((c0,), (c1,))
+        potential = jnp.vectorize(target.loss_fn, signature="(n)->()")
+        return cls(potential, beta=target.beta, box=(target.box.low, target.box.high), **options)
+
     def disk_mass(self, center: Sequence[float] | np.ndarray, radius: float) -> float:
         """Probability of the disk ``|x - center| < radius``.
 

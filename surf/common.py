@@ -112,7 +112,7 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, numpyro: bool = Tru
     )
     parser.add_argument("--dim", type=positive_int, help="dimension of --loss's position")
     parser.add_argument(
-        "--box", type=float_list, metavar="LO,HI", help="support of --loss as a box [LO, HI]^dim"
+        "--box", type=float_list, metavar="LO,HI", help="support of --loss as a box [LO, HI]^dim (write --box=-1,1)"
     )
     parser.add_argument(
         "--center", type=float_list, metavar="X0,X1", help="singular point of --loss to measure at"

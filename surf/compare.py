@@ -123,9 +123,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         )
     center = tuple(float(c) for c in target.singular_point)
     box = (target.box.low, target.box.high)
-    reference = GibbsReference(
-        target.loss_fn, beta=target.beta, box=box, breaks=((center[0],), (center[1],))
-    )
+    reference = GibbsReference.from_target(target)
     exact = reference.occupancy(center, args.radius)
     edges = np.linspace(box[0], box[1], GRID_BINS + 1)
     exact_cells = reference.cell_masses(edges, edges)

@@ -129,14 +129,9 @@ def exact_occupancy(target, radius: float) -> float | None:
     """The Gibbs occupancy by quadrature, for a 2-D target on a box (else ``None``)."""
     if target.dim != 2 or target.box is None or target.loss_fn is None or target.singular_point is None:
         return None
-    try:
-        from models.reference import GibbsReference
-    except ImportError:
-        return None
-    reference = GibbsReference(
-        target.loss_fn, beta=target.beta, box=(target.box.low, target.box.high)
-    )
-    return reference.occupancy(target.singular_point, radius)
+    from models.reference import GibbsReference
+
+    return GibbsReference.from_target(target).occupancy(target.singular_point, radius)
 
 
 def run(args: argparse.Namespace) -> int:
