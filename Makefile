@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/surf demo
+	$(VENV)/bin/surf demo --force
 
 test: $(STAMP)
 	$(PY) -m pytest -q

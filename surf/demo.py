@@ -1,4 +1,11 @@
-"""``surf demo``: the main job on built-in defaults (what ``make demo`` runs)."""
+"""``surf demo``: the main job on built-in defaults (what ``make demo`` runs).
+
+1. NUTS on the seed's cross potential, with the exact Gibbs occupancy beside it;
+2. the post's three noisy-SGD panels and their stickiness;
+3. every sampler's occupancy near the singularity against the exact value.
+
+Everything lands in one folder (default ``runs/demo/``).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="run the main job on built-in defaults",
-        description="NUTS on the seed's cross potential against the exact Gibbs occupancy.",
+        description="NUTS on the cross potential, the seed's SGD panels, and a sampler "
+        "comparison against the exact Gibbs occupancy, all in one folder.",
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--force", action="store_true", help="replace the demo's earlier outputs")
@@ -24,22 +32,40 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _steps(out: Path) -> list[tuple[str, list[str]]]:
+    return [
+        (
+            "1/3 NUTS on the cross potential (lam 0, beta 20)",
+            ["sample", "--model", "cross", "--param", "lam=0", "--beta", "20", "--sampler", "nuts",
+             "--mass-matrix", "identity", "--chains", "8", "--warmup", "500", "--draws", "2000",
+             "--seed", "0", "--out", str(out / "sample_cross_nuts.nc")],
+        ),
+        (
+            "2/3 the seed's three noisy-SGD panels",
+            ["sgd", "--panels", "seed", "--seed", "0", "--out", str(out / "sgd_panels.png")],
+        ),
+        (
+            "3/3 sampler bias near the singularity (cross, beta 20)",
+            ["compare", "--model", "cross", "--beta", "20", "--chains", "8", "--draws", "2000",
+             "--warmup", "500", "--seed", "0", "--out", str(out / "compare")],
+        ),
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
-    from surf import sample
     from surf.cli import build_parser
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder; choose another --out")
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise UserError(f"{out} already holds results; pass --force to replace them or choose another --out")
     start = time.perf_counter()
-    nc = out / "sample_cross_nuts.nc"
-    argv = ["sample", "--model", "cross", "--param", "lam=0", "--beta", "20", "--sampler", "nuts",
-            "--chains", "8", "--warmup", "500", "--draws", "2000", "--seed", "0", "--out", str(nc)]
-    if args.force:
-        argv.append("--force")
-    if args.quiet:
-        argv.append("--quiet")
-    sample_args = build_parser().parse_args(argv)
-    sample.run(sample_args)
-    print(f"demo finished in {time.perf_counter() - start:.1f} s; results in {out}/")
+    parser = build_parser()
+    for title, argv in _steps(out):
+        print(f"\n== {title}", flush=True)
+        argv = argv + (["--force"] if args.force else []) + (["--quiet"] if args.quiet else [])
+        sub_args = parser.parse_args(argv)
+        sub_args.func(sub_args)
+    print(f"\ndemo finished in {time.perf_counter() - start:.1f} s; results in {out}/")
     return 0

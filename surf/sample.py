@@ -40,6 +40,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--num-integration-steps", type=positive_int, default=10, help="HMC/SGHMC")
     p.add_argument("--noise", type=nonnegative_float, help="sgd noise eps (default: matches beta)")
     p.add_argument("--momentum", type=probability, default=0.0, help="sgd momentum")
+    p.add_argument(
+        "--mass-matrix",
+        choices=["diagonal", "identity"],
+        default="diagonal",
+        help="NUTS/HMC metric: per-chain diagonal window adaptation (default) or identity "
+        "(better on singular 2-D toys, whose valleys run in different directions)",
+    )
     p.add_argument("--radius", type=positive_float, default=0.1, help="occupancy radius")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--out", metavar="FILE.nc", help="write the draws here (netCDF)")
@@ -70,6 +77,7 @@ def sample(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
             num_integration_steps=args.num_integration_steps,
             noise=args.noise,
             momentum=args.momentum,
+            mass_matrix=args.mass_matrix,
         )
         sampler = build_sampler(args.sampler, target, options)
     except ValueError as err:
