@@ -120,6 +120,8 @@ def plot_sweep_heatmap(rows: list[dict[str, Any]], path: str | Path, *, force: b
             st = r["stickiness"]
             if st["value"] is not None and st["value"] > 0:
                 grid[i, j] = math.log10(st["value"])
+            elif st["value"] == 0:  # no run ended at the origin: as repulsive as the scale shows
+                grid[i, j] = -span
             se = "n/a" if st["stderr"] is None else f"{st['stderr']:.2f}"
             text[i, j] = f"{st['value']:.2f}\n±{se}" if st["value"] is not None else "n/a"
         image = ax.imshow(grid, cmap="RdBu_r", norm=norm, origin="lower", aspect="auto")
