@@ -200,7 +200,7 @@ def plot_compare(result: dict[str, Any], folder: str | Path, *, force: bool = Fa
     positive = exact_cells[exact_cells > 0]
     norm = LogNorm(vmin=max(positive.max() * 1e-4, positive.min()), vmax=positive.max())
     center = result["center"]
-    for ax, (title, cells) in zip(axes.flat, panels):
+    for ax, (title, cells) in zip(axes.flat, panels, strict=False):
         mesh = ax.pcolormesh(edges, edges, np.ma.masked_equal(cells.T, 0), cmap=DENSITY_CMAP, norm=norm)
         ax.add_patch(plt.Circle(center, radius, fill=False, color=PALETTE[3], lw=1.2))
         ax.set_title(title, fontsize=9)

@@ -96,9 +96,9 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     """Run every row; returns ``{"exact", "rows", "traces", "reference", ...}``."""
     import jax
 
+    from diagnostics.arviz_io import trace_to_datatree
     from diagnostics.bias import bias_row
     from diagnostics.summary import convergence
-    from diagnostics.arviz_io import trace_to_datatree
     from models.reference import GibbsReference
     from samplers.kernels import SamplerOptions, build_sampler, describe
     from samplers.run import run_chains
