@@ -39,7 +39,7 @@ def load_function(spec: str) -> Callable:
         module_spec.loader.exec_module(module)
     except Exception as err:  # the user's code: any failure is reported as one line
         sys.modules.pop(module_name, None)
-        raise ValueError(f"importing {path} failed: {type(err).__name__}: {err}") from None
+        raise ValueError(f"importing {path} failed: {_first_line(err)}") from None
     fn = getattr(module, name, None)
     if fn is None:
         raise ValueError(f"{path} has no function {name!r}")
@@ -48,13 +48,19 @@ def load_function(spec: str) -> Callable:
     return fn
 
 
+def _first_line(err: BaseException) -> str:
+    """``Type: first line of the message``: user errors are reported on one line."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
 def check_loss_fn(loss_fn: Callable, dim: int, point: jax.Array) -> None:
     """Call the loss once at ``point`` and insist on a finite scalar."""
     try:
         value = loss_fn(point)
     except Exception as err:  # the user's code
         raise ValueError(
-            f"the loss failed on a position of shape ({dim},): {type(err).__name__}: {err}; "
+            f"the loss failed on a position of shape ({dim},): {_first_line(err)}; "
             "it must take a flat array of length --dim"
         ) from None
     shape = jnp.shape(value)
@@ -69,7 +75,7 @@ def check_loss_fn(loss_fn: Callable, dim: int, point: jax.Array) -> None:
         grad = jax.grad(lambda x: jnp.asarray(loss_fn(x), dtype=jnp.float32))(point)
     except Exception as err:
         raise ValueError(
-            f"the loss is not differentiable with JAX: {type(err).__name__}: {err}; "
+            f"the loss is not differentiable with JAX: {_first_line(err)}; "
             "write it with jax.numpy"
         ) from None
     if not bool(jnp.all(jnp.isfinite(grad))):

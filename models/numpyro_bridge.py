@@ -48,7 +48,8 @@ def numpyro_target(
     try:
         info = initialize_model(key, model, model_args=model_args, model_kwargs=model_kwargs)
     except Exception as err:  # a user's model: one line
-        raise ValueError(f"NumPyro could not initialize the model: {type(err).__name__}: {err}") from None
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(f"NumPyro could not initialize the model: {type(err).__name__}: {first}") from None
     discrete = [
         site_name
         for site_name, site in info.model_trace.items()

@@ -14,6 +14,11 @@ __all__ = ["main", "build_parser"]
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit code 2)."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        if args is not None:
+            args = _join_negative_values(list(args))
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str):
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         sys.exit(2)
@@ -37,8 +42,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options whose value may start with "-" (a negative number list such as -1,1).
+_NEGATIVE_VALUE_OPTIONS = ("--box", "--center", "--step-sizes")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--box -1,1`` -> ``--box=-1,1``: argparse would read ``-1,1`` as an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if token in _NEGATIVE_VALUE_OPTIONS and len(value) > 1 and value[0] == "-" and value[1] in "0123456789.":
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("SURF_DEBUG"))
     parser = build_parser()
     args = parser.parse_args(argv)
