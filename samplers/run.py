@@ -17,16 +17,19 @@ state is frozen at the last finite step, later draws are NaN, and
 from __future__ import annotations
 
 import functools
+import json
 import math
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samplers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from samplers.kernels import Sampler
 
 __all__ = ["Trace", "run_chains", "chain_keys", "run_final_positions"]
@@ -102,6 +105,50 @@ def _make_warmup_fn(sampler: Sampler):
     return jax.jit(jax.vmap(sampler.warmup, in_axes=(0, 0, None)), static_argnums=2)
 
 
+def _concat(pieces):
+    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *pieces)
+
+
+def _out_template(chunk_maker, draw_keys, states, params, alive):
+    """Shapes of one chunk's records, with the draw axis emptied."""
+    _, _, out = jax.eval_shape(chunk_maker, draw_keys, states, params, alive, jnp.uint32(0))
+    return jax.tree.map(lambda s: np.zeros((s.shape[0], 0, *s.shape[2:]), s.dtype), out)
+
+
+def _save(path, states, params, alive, pieces, chunks_done, warmup_seconds, meta, chunk_maker, draw_keys):
+    records = _concat(pieces) if pieces else _out_template(chunk_maker, draw_keys, states, params, alive)
+    tree = (states, params, alive, records)
+    save_checkpoint(path, tree, dict(meta, chunks_done=chunks_done, warmup_seconds=warmup_seconds))
+
+
+def _resume(path, sampler, chunk_maker, warmup_keys, draw_keys, positions, num_warmup, meta):
+    """States and records from a checkpoint written by :func:`_save` for the same run."""
+    leaves, saved = load_checkpoint(path)
+    for key, value in meta.items():
+        if json.loads(json.dumps(saved.get(key), default=str)) != json.loads(json.dumps(value, default=str)):
+            raise CheckpointError(
+                f"the checkpoint at {path} was made with {key}={saved.get(key)!r}, this run has "
+                f"{value!r}; resume with the same settings or start over with --force"
+            )
+    states, params = jax.eval_shape(
+        lambda k, p: _make_warmup_fn(sampler)(k, p, int(num_warmup)), warmup_keys, positions
+    )
+    alive = jax.ShapeDtypeStruct((positions.shape[0],), jnp.bool_)
+    records = _out_template(chunk_maker, draw_keys, states, params, alive)
+    template = (states, params, alive, records)
+    expected, treedef = jax.tree.flatten(template)
+    if len(expected) != len(leaves):
+        raise CheckpointError(f"the checkpoint at {path} does not fit this run ({len(leaves)} arrays, need {len(expected)})")
+    for have, want in zip(leaves[: len(expected)], expected, strict=True):
+        if have.shape[:1] != tuple(np.shape(want))[:1] or have.dtype != want.dtype:
+            raise CheckpointError(f"the checkpoint at {path} does not fit this run (shape {have.shape} vs {np.shape(want)})")
+    states, params, alive, records = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves])
+    records = jax.tree.map(np.asarray, records)
+    chunks_done = int(saved["chunks_done"])
+    pieces = [records] if chunks_done else []
+    return states, params, alive, pieces, chunks_done, float(saved.get("warmup_seconds", 0.0))
+
+
 _COMPILED: dict[Any, Any] = {}
 
 
@@ -141,6 +188,9 @@ def run_chains(
     description: str = "sampling",
     on_chunk: Callable[[int, Any], None] | None = None,
     first_chain: int = 0,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    checkpoint_meta: dict[str, Any] | None = None,
 ) -> Trace:
     """Run ``sampler`` from ``positions`` (shape ``(num_chains, dim)``).
 
@@ -165,6 +215,18 @@ def run_chains(
     first_chain
         Index of the first chain, so a run split into batches of chains draws
         exactly what one big run would.
+    checkpoint
+        Where to keep a checkpoint (:mod:`samplers.checkpoint`), rewritten
+        atomically after warmup and after every chunk. A run killed at any
+        moment can continue from the last one.
+    resume
+        Continue from ``checkpoint`` instead of starting: the draws are then
+        identical, bit for bit, to those of an uninterrupted run, because
+        every step's key is addressed by its index.
+    checkpoint_meta
+        JSON-able facts stored with the checkpoint (the configuration); on
+        resume they must match, so a checkpoint is never continued with
+        other settings.
 
     Returns
     -------
@@ -194,36 +256,48 @@ def run_chains(
     split = jax.vmap(jax.random.split)(keys)
     warmup_keys, draw_keys = split[:, 0], split[:, 1]
 
-    start = time.perf_counter()
-    states, params = _make_warmup_fn(sampler)(warmup_keys, positions, int(num_warmup))
-    jax.block_until_ready(states)
-    warmup_seconds = time.perf_counter() - start
-
     if chunk_size is None:
         chunk_size = min(10_000, max(1, math.ceil(num_draws / 20)))
     num_chunks = math.ceil(num_draws / chunk_size)
     chunk_size = math.ceil(num_draws / num_chunks)
-    alive = jnp.ones(num_chains, dtype=bool)
+    chunk_maker = _make_chunk_fn(sampler, record_fn, int(thin), chunk_size)
+    meta = dict(checkpoint_meta or {}, num_draws=int(num_draws), chunk_size=chunk_size,
+                num_chains=int(num_chains), num_warmup=int(num_warmup), thin=int(thin))
+
     start = time.perf_counter()
-    chunk_fn = _compiled(
-        _make_chunk_fn(sampler, record_fn, int(thin), chunk_size),
-        draw_keys, states, params, alive, jnp.uint32(0),
-    )
+    if resume:
+        states, params, alive, pieces, first_chunk, warmup_seconds = _resume(
+            checkpoint, sampler, chunk_maker, warmup_keys, draw_keys, positions, num_warmup, meta
+        )
+    else:
+        states, params = _make_warmup_fn(sampler)(warmup_keys, positions, int(num_warmup))
+        jax.block_until_ready(states)
+        warmup_seconds = time.perf_counter() - start
+        alive = jnp.ones(num_chains, dtype=bool)
+        pieces, first_chunk = [], 0
+        if checkpoint is not None:
+            _save(checkpoint, states, params, alive, pieces, 0, warmup_seconds, meta, chunk_maker, draw_keys)
+
+    start = time.perf_counter()
+    chunk_fn = _compiled(chunk_maker, draw_keys, states, params, alive, jnp.uint32(0))
     compile_seconds = time.perf_counter() - start
 
-    pieces: list[Any] = []
     start = time.perf_counter()
     with _progress(progress, description, num_draws) as advance:
-        for c in range(num_chunks):
+        advance(min(num_draws, first_chunk * chunk_size))
+        for c in range(first_chunk, num_chunks):
             states, alive, out = chunk_fn(draw_keys, states, params, alive, jnp.uint32(c * chunk_size))
             pieces.append(jax.device_get(out))
             done = min(num_draws, (c + 1) * chunk_size)
+            if checkpoint is not None:
+                _save(checkpoint, states, params, alive, pieces, c + 1, warmup_seconds, meta, chunk_maker, draw_keys)
             advance(done)
             if on_chunk is not None:
                 on_chunk(done, (states, alive))
     sampling_seconds = time.perf_counter() - start
 
-    records, stats = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1)[:, :num_draws], *pieces)
+    records, stats = _concat(pieces)
+    records, stats = jax.tree.map(lambda x: x[:, :num_draws], (records, stats))
     return Trace(
         draws={k: np.asarray(v) for k, v in records.items()},
         stats={k: np.asarray(v) for k, v in stats.items()},

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
-from surf.common import UserError
+from surf.common import Interrupted, UserError
 
 __all__ = ["main", "build_parser"]
 
@@ -25,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from surf import compare, demo, sample, sgd
+    from surf import compare, demo, grok, report, sample, sgd
 
     parser = _Parser(
         prog="surf",
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     sgd.add_parser(sub)
     compare.add_parser(sub)
     demo.add_parser(sub)
+    grok.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 
@@ -62,6 +65,11 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _raise_interrupt(signum, frame):
+    """SIGTERM behaves like Ctrl-C: runs stop between steps and keep their checkpoint."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("SURF_DEBUG"))
@@ -73,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from surf.common import enable_compilation_cache
 
     enable_compilation_cache(args.cache_dir)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return int(args.func(args) or 0)
     except UserError as err:
@@ -80,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"surf {args.command}: error: {err}\n")
         return 2
+    except Interrupted as err:
+        sys.stderr.write(f"surf {args.command}: {err}\n")
+        return 130
     except KeyboardInterrupt:
         sys.stderr.write(f"surf {args.command}: interrupted; nothing was written\n")
         return 130

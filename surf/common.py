@@ -12,6 +12,9 @@ from typing import Any
 
 __all__ = [
     "UserError",
+    "Interrupted",
+    "prepare_checkpoint",
+    "remove_checkpoint",
     "positive_int",
     "nonnegative_int",
     "positive_float",
@@ -27,6 +30,45 @@ __all__ = [
 
 class UserError(Exception):
     """Bad input: reported as one line on stderr with exit code 2, no traceback."""
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM during a run: one line saying how to resume, exit code 130."""
+
+
+def checkpoint_for(out: str | None) -> Path | None:
+    """Where a run writing ``out`` keeps its checkpoint (``OUT.partial.npz/.json``)."""
+    return None if not out else Path(str(out) + ".partial")
+
+
+def prepare_checkpoint(out: str | None, *, resume: bool, force: bool) -> Path | None:
+    """Refuse to silently drop or invent a partial run; returns the checkpoint path."""
+    from samplers.checkpoint import checkpoint_paths
+
+    path = checkpoint_for(out)
+    if path is None:
+        if resume:
+            raise UserError("--resume needs --out: the checkpoint lives next to the output file")
+        return None
+    exists = any(p.exists() for p in checkpoint_paths(path))
+    if resume and not exists:
+        raise UserError(f"--resume: no interrupted run to continue at {path}.npz; run without --resume")
+    if exists and not resume:
+        if not force:
+            raise UserError(
+                f"an interrupted run left {path}.npz; add --resume to continue it or --force to start over"
+            )
+        for p in checkpoint_paths(path):
+            p.unlink(missing_ok=True)
+    return path
+
+
+def remove_checkpoint(path: Path | None) -> None:
+    from samplers.checkpoint import checkpoint_paths
+
+    if path is not None:
+        for p in checkpoint_paths(path):
+            p.unlink(missing_ok=True)
 
 
 def _number(text: str, kind: type, what: str):

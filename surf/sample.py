@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from surf.common import (
+    Interrupted,
     UserError,
     add_target_arguments,
     emit_json,
@@ -14,7 +15,9 @@ from surf.common import (
     nonnegative_int,
     positive_float,
     positive_int,
+    prepare_checkpoint,
     probability,
+    remove_checkpoint,
     target_from_args,
 )
 
@@ -50,14 +53,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--radius", type=positive_float, default=0.1, help="occupancy radius")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--out", metavar="FILE.nc", help="write the draws here (netCDF)")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--force", action="store_true", help="overwrite --out (and drop a partial run)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its checkpoint (OUT.partial.npz), same flags",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
     return p
 
 
-def sample(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+def sample(args: argparse.Namespace, *, checkpoint=None) -> tuple[Any, dict[str, Any]]:
     """Run the job the flags describe; returns ``(datatree, result dict)``."""
     import jax
 
@@ -83,17 +91,6 @@ def sample(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     except ValueError as err:
         raise UserError(str(err)) from None
     positions = target.init_fn(init_key, args.chains)
-    trace = run_chains(
-        run_key,
-        sampler,
-        positions,
-        record_fn=target.record_fn,
-        num_warmup=args.warmup,
-        num_draws=args.draws,
-        thin=args.thin,
-        progress=None if not args.quiet else False,
-        description=f"{args.sampler} on {target.name}",
-    )
     config = {
         "command": "sample",
         "target": target.config,
@@ -107,6 +104,20 @@ def sample(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         "radius": args.radius,
         "singular_point": target.singular_point,
     }
+    trace = run_chains(
+        run_key,
+        sampler,
+        positions,
+        record_fn=target.record_fn,
+        num_warmup=args.warmup,
+        num_draws=args.draws,
+        thin=args.thin,
+        progress=None if not args.quiet else False,
+        description=f"{args.sampler} on {target.name}",
+        checkpoint=checkpoint,
+        resume=bool(getattr(args, "resume", False)),
+        checkpoint_meta={"config": config},
+    )
     dt = trace_to_datatree(trace, config=config, kind="sample")
     diag = convergence(dt)
     result: dict[str, Any] = {
@@ -144,15 +155,27 @@ def exact_occupancy(target, radius: float) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     from diagnostics.arviz_io import check_writable, save_datatree
+    from samplers.checkpoint import CheckpointError
 
     if args.out:
         try:
             check_writable(args.out, force=args.force)
         except OSError as err:
             raise UserError(str(err)) from None
-    dt, result = sample(args)
+    checkpoint = prepare_checkpoint(args.out, resume=args.resume, force=args.force)
+    try:
+        dt, result = sample(args, checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        if checkpoint is None:
+            raise Interrupted("interrupted; nothing was written (with --out a run can be resumed)") from None
+        raise Interrupted(
+            f"interrupted; progress is kept in {checkpoint}.npz: run the same command with --resume"
+        ) from None
+    except CheckpointError as err:
+        raise UserError(str(err)) from None
     if args.out:
         save_datatree(dt, args.out, force=args.force)
+        remove_checkpoint(checkpoint)
     if args.json:
         emit_json(result)
     else:
