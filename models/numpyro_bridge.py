@@ -14,11 +14,17 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
+from numpyro import handlers
 from numpyro.infer.util import initialize_model
 
 from models.target import Target
 
 __all__ = ["numpyro_target"]
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
 
 
 def numpyro_target(
@@ -45,14 +51,13 @@ def numpyro_target(
         raise ValueError(f"beta for a NumPyro model must be a positive number, got {beta!r}")
     model_kwargs = model_kwargs or {}
     key = jax.random.PRNGKey(0) if rng_key is None else rng_key
-    try:
-        info = initialize_model(key, model, model_args=model_args, model_kwargs=model_kwargs)
+    try:  # look at the sites first: NumPyro's own error for a discrete latent is obscure
+        trace = handlers.trace(handlers.seed(model, key)).get_trace(*model_args, **model_kwargs)
     except Exception as err:  # a user's model: one line
-        first = (str(err).strip().splitlines() or [""])[0]
-        raise ValueError(f"NumPyro could not initialize the model: {type(err).__name__}: {first}") from None
+        raise ValueError(f"running the NumPyro model failed: {_first_line(err)}") from None
     discrete = [
         site_name
-        for site_name, site in info.model_trace.items()
+        for site_name, site in trace.items()
         if site["type"] == "sample"
         and not site["is_observed"]
         and getattr(site["fn"], "is_discrete", False)
@@ -62,6 +67,10 @@ def numpyro_target(
             f"the model has discrete latent sites {discrete}; gradient-based samplers need "
             "continuous latents (marginalize them out, e.g. with numpyro.contrib.funsor)"
         )
+    try:
+        info = initialize_model(key, model, model_args=model_args, model_kwargs=model_kwargs)
+    except Exception as err:  # a user's model: one line
+        raise ValueError(f"NumPyro could not initialize the model: {_first_line(err)}") from None
     flat, unravel = ravel_pytree(info.param_info.z)
     potential_fn = info.potential_fn
     postprocess_fn = info.postprocess_fn

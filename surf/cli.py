@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        sys.stderr.write("surf: error: choose a command, e.g. surf sample (see surf --help)\n")
         return 2
     from surf.common import enable_compilation_cache
 
