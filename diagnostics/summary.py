@@ -48,6 +48,7 @@ def convergence(dt: xr.DataTree) -> dict[str, Any]:
         "divergences": 0,
         "acceptance_rate": None,
         "chains_stopped_nonfinite": int((~finite_chain_mask(dt)).sum()),
+        "nonfinite_stops": nonfinite_stops(dt),
     }
     if num_chains > 1:
         rhat = az.rhat(finite).to_dataset()
@@ -59,6 +60,24 @@ def convergence(dt: xr.DataTree) -> dict[str, Any]:
     if "acceptance_rate" in stats:
         out["acceptance_rate"] = _num(np.nanmean(stats["acceptance_rate"].values))
     return out
+
+
+REASONS = {1: "position", 2: "log density", 3: "recorded value"}
+
+
+def nonfinite_stops(dt: xr.DataTree) -> list[dict[str, Any]]:
+    """Each stopped chain: which, at which draw, and what turned non-finite."""
+    stats = dt["sample_stats"]
+    if "is_finite" not in stats:
+        return []
+    finite = np.asarray(stats["is_finite"])
+    reason = np.asarray(stats["nonfinite_reason"]) if "nonfinite_reason" in stats else None
+    stops = []
+    for chain in np.flatnonzero(~finite.all(axis=1)):
+        draw = int(np.argmax(~finite[chain]))
+        code = int(reason[chain, draw]) if reason is not None else 0
+        stops.append({"chain": int(chain), "draw": draw, "reason": REASONS.get(code, "unknown")})
+    return stops
 
 
 def _num(value) -> float | None:
@@ -85,7 +104,12 @@ def warnings_for(diag: dict[str, Any], *, num_chains: int) -> list[str]:
         out.append(f"low acceptance rate {acc:.2f}: the step size is too large")
     stopped = diag.get("chains_stopped_nonfinite")
     if stopped:
+        where = "; ".join(
+            f"chain {s['chain']} at draw {s['draw']} ({s['reason']})"
+            for s in diag.get("nonfinite_stops", [])[:5]
+        )
         out.append(
             f"{stopped} of {num_chains} chains stopped on a non-finite value and were left out"
+            + (f": {where}" if where else "")
         )
     return out

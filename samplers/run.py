@@ -9,9 +9,12 @@ Randomness is addressed, not threaded: chain ``c`` owns
 ``fold_in(draw_key_c, t)``. The draws therefore do not depend on the chunk
 size, on how chains are batched, or on where a run was resumed.
 
-A chain whose position or recorded values become non-finite is stopped: its
-state is frozen at the last finite step, later draws are NaN, and
-``sample_stats.is_finite`` says from which draw on (never averaged in).
+A chain whose position, log density or recorded values become non-finite is
+stopped: its state is frozen at the last finite step, later draws are NaN,
+``sample_stats.is_finite`` says from which draw on, and
+``sample_stats.nonfinite_reason`` says why at that draw (1: position,
+2: log density, 3: a recorded value; 0 otherwise). Such values are never
+averaged in.
 """
 
 from __future__ import annotations
@@ -69,27 +72,36 @@ def _make_chunk_fn(sampler: Sampler, record_fn: Callable, thin: int, num_draws: 
     """Jitted ``(keys, states, params, alive, start) -> (states, alive, (records, stats))``."""
 
     def one_chain(key, state, params, alive, start):
-        def kernel_step(state, alive, t):
+        def kernel_step(state, alive, reason, t):
             new_state, info = sampler.step(jax.random.fold_in(key, t), state, params)
             stats = sampler.stats(new_state, info, params)
-            ok = alive & _all_finite((new_state.position, stats["lp"]))
-            return _tree_where(ok, new_state, state), ok, stats
+            position_ok = _all_finite(new_state.position)
+            lp_ok = _all_finite(stats["lp"])
+            ok = alive & position_ok & lp_ok
+            why = jnp.where(alive & ~position_ok, 1, jnp.where(alive & ~lp_ok, 2, 0))
+            return _tree_where(ok, new_state, state), ok, jnp.maximum(reason, why), stats
 
         def draw(carry, i):
             state, alive = carry
-            state, alive, stats = kernel_step(state, alive, i * thin)
+            reason = jnp.zeros((), jnp.int8)
+            state, alive, reason, stats = kernel_step(state, alive, reason, i * thin)
             if thin > 1:  # only the last step of each draw is kept
 
-                def body(carry, j):
-                    return kernel_step(carry[0], carry[1], i * thin + j), None
-
-                (state, alive, stats), _ = jax.lax.scan(
-                    body, (state, alive, stats), jnp.arange(1, thin, dtype=jnp.uint32)
+                (state, alive, reason, stats), _ = jax.lax.scan(
+                    lambda c, j: (kernel_step(c[0], c[1], c[2], i * thin + j), None),
+                    (state, alive, reason, stats),
+                    jnp.arange(1, thin, dtype=jnp.uint32),
                 )
             rec = record_fn(state.position)
-            alive = alive & _all_finite(rec)
+            record_ok = _all_finite(rec)
+            reason = jnp.where(alive & ~record_ok, 3, reason).astype(jnp.int8)
+            alive = alive & record_ok
             rec = jax.tree.map(lambda x: _mask(alive, x), rec)
-            stats = dict(jax.tree.map(lambda x: _mask(alive, x), stats), is_finite=alive)
+            stats = dict(
+                jax.tree.map(lambda x: _mask(alive, x), stats),
+                is_finite=alive,
+                nonfinite_reason=reason,
+            )
             return (state, alive), (rec, stats)
 
         steps = start + jnp.arange(num_draws, dtype=jnp.uint32)
