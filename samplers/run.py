@@ -35,7 +35,7 @@ import numpy as np
 from samplers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from samplers.kernels import Sampler
 
-__all__ = ["Trace", "run_chains", "chain_keys", "run_final_positions"]
+__all__ = ["Trace", "run_chains", "chain_keys", "chain_sharding", "run_final_positions"]
 
 
 class Trace(NamedTuple):
@@ -55,6 +55,21 @@ def chain_keys(rng_key: jax.Array, num_chains: int, start: int = 0) -> jax.Array
     """Key of each chain, ``fold_in(rng_key, chain_index)``."""
     index = jnp.arange(start, start + num_chains, dtype=jnp.uint32)
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng_key, index)
+
+
+def chain_sharding(num_chains: int, devices: int | None = None):
+    """``(NamedSharding over a 'chains' mesh axis or None, padded chain count)``."""
+    available = jax.local_device_count()
+    n = available if devices is None else int(devices)
+    if n < 1 or n > available:
+        raise ValueError(f"devices must be between 1 and {available} (the local devices), got {devices}")
+    if n == 1:
+        return None, num_chains
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(jax.local_devices()[:n]), ("chains",))
+    padded = -(-num_chains // n) * n
+    return NamedSharding(mesh, PartitionSpec("chains")), padded
 
 
 def _tree_where(flag, new, old):
@@ -172,7 +187,11 @@ def _compiled(fn, *args):
     chains and repeated runs in one process never trace again.
     """
     leaves, treedef = jax.tree.flatten(args)
-    key = (fn, treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves))
+    key = (
+        fn,
+        treedef,
+        tuple((jnp.shape(x), jnp.result_type(x), getattr(x, "sharding", None)) for x in leaves),
+    )
     if key not in _COMPILED:
         if len(_COMPILED) > 128:
             _COMPILED.clear()
@@ -203,6 +222,7 @@ def run_chains(
     checkpoint: str | Path | None = None,
     resume: bool = False,
     checkpoint_meta: dict[str, Any] | None = None,
+    devices: int | None = 1,
 ) -> Trace:
     """Run ``sampler`` from ``positions`` (shape ``(num_chains, dim)``).
 
@@ -239,6 +259,14 @@ def run_chains(
         JSON-able facts stored with the checkpoint (the configuration); on
         resume they must match, so a checkpoint is never continued with
         other settings.
+    devices
+        Spread the chains over this many local devices (``None``: all of
+        them; default 1) with a ``jax.sharding.Mesh`` whose one axis is
+        ``chains``. Chains are padded to a multiple of the device count (the
+        padding is dropped). Non-adaptive kernels give the same bits on any
+        device count; adaptive warmups (dual averaging, window adaptation)
+        differ at the level of float rounding, which their feedback then
+        amplifies, so the default stays on one device until that is solved.
 
     Returns
     -------
@@ -264,9 +292,14 @@ def run_chains(
     if positions.ndim != 2:
         raise ValueError(f"positions must have shape (num_chains, dim), got {positions.shape}")
     num_chains = positions.shape[0]
-    keys = chain_keys(rng_key, num_chains, first_chain)
+    sharding, padded = chain_sharding(num_chains, devices)
+    if padded > num_chains:  # extra chains keep the mesh even; they are dropped at the end
+        positions = jnp.concatenate([positions, jnp.repeat(positions[-1:], padded - num_chains, 0)])
+    keys = chain_keys(rng_key, padded, first_chain)
     split = jax.vmap(jax.random.split)(keys)
     warmup_keys, draw_keys = split[:, 0], split[:, 1]
+    if sharding is not None:
+        positions, warmup_keys, draw_keys = jax.device_put((positions, warmup_keys, draw_keys), sharding)
 
     if chunk_size is None:
         chunk_size = min(10_000, max(1, math.ceil(num_draws / 20)))
@@ -281,11 +314,15 @@ def run_chains(
         states, params, alive, pieces, first_chunk, warmup_seconds = _resume(
             checkpoint, sampler, chunk_maker, warmup_keys, draw_keys, positions, num_warmup, meta
         )
+        if sharding is not None:
+            states, params, alive = jax.device_put((states, params, alive), sharding)
     else:
         states, params = _make_warmup_fn(sampler)(warmup_keys, positions, int(num_warmup))
         jax.block_until_ready(states)
         warmup_seconds = time.perf_counter() - start
-        alive = jnp.ones(num_chains, dtype=bool)
+        alive = jnp.ones(padded, dtype=bool)
+        if sharding is not None:
+            alive = jax.device_put(alive, sharding)
         pieces, first_chunk = [], 0
         if checkpoint is not None:
             _save(checkpoint, states, params, alive, pieces, 0, warmup_seconds, meta, chunk_maker, draw_keys)
@@ -309,11 +346,11 @@ def run_chains(
     sampling_seconds = time.perf_counter() - start
 
     records, stats = _concat(pieces)
-    records, stats = jax.tree.map(lambda x: x[:, :num_draws], (records, stats))
+    records, stats = jax.tree.map(lambda x: x[:num_chains, :num_draws], (records, stats))
     return Trace(
         draws={k: np.asarray(v) for k, v in records.items()},
         stats={k: np.asarray(v) for k, v in stats.items()},
-        params={k: np.asarray(v) for k, v in params.items()},
+        params={k: np.asarray(v)[:num_chains] for k, v in params.items()},
         warmup_seconds=warmup_seconds,
         sampling_seconds=sampling_seconds,
         num_warmup=int(num_warmup),
