@@ -124,9 +124,10 @@ def no_cache(monkeypatch):
     monkeypatch.delenv("SURF_DEBUG", raising=False)
 
 
-def test_main_without_a_command_prints_help(no_cache, capsys):
+def test_main_without_a_command_is_a_one_line_error(no_cache, capsys):
     assert main([]) == 2
-    assert "sample" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "choose a command" in err
 
 
 def test_main_reports_a_user_error_in_one_line(no_cache, capsys):
