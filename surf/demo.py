@@ -2,7 +2,9 @@
 
 1. NUTS on the seed's cross potential, with the exact Gibbs occupancy beside it;
 2. the post's three noisy-SGD panels and their stickiness;
-3. every sampler's occupancy near the singularity against the exact value.
+3. every sampler's occupancy near the singularity against the exact value;
+4. a grokking run on modular addition (AdamW with weight decay);
+5. the HTML report over all of it (``report.html``).
 
 Everything lands in one folder (default ``runs/demo/``).
 """
@@ -35,19 +37,27 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def _steps(out: Path) -> list[tuple[str, list[str]]]:
     return [
         (
-            "1/3 NUTS on the cross potential (lam 0, beta 20)",
+            "1/5 NUTS on the cross potential (lam 0, beta 20)",
             ["sample", "--model", "cross", "--param", "lam=0", "--beta", "20", "--sampler", "nuts",
              "--mass-matrix", "identity", "--chains", "8", "--warmup", "500", "--draws", "2000",
              "--seed", "0", "--out", str(out / "sample_cross_nuts.nc")],
         ),
         (
-            "2/3 the seed's three noisy-SGD panels",
+            "2/5 the seed's three noisy-SGD panels",
             ["sgd", "--panels", "seed", "--seed", "0", "--out", str(out / "sgd_panels.png")],
         ),
         (
-            "3/3 sampler bias near the singularity (cross, beta 20)",
+            "3/5 sampler bias near the singularity (cross, beta 20)",
             ["compare", "--model", "cross", "--beta", "20", "--chains", "8", "--draws", "2000",
              "--warmup", "500", "--seed", "0", "--out", str(out / "compare")],
+        ),
+        (
+            "4/5 grokking (a + b) mod 53 with AdamW and weight decay",
+            ["grok", "--steps", "6000", "--seed", "0", "--out", str(out / "grok")],
+        ),
+        (
+            "5/5 the HTML report over all of it",
+            ["report", str(out), "--out", str(out / "report.html")],
         ),
     ]
 
@@ -68,4 +78,5 @@ def run(args: argparse.Namespace) -> int:
         sub_args = parser.parse_args(argv)
         sub_args.func(sub_args)
     print(f"\ndemo finished in {time.perf_counter() - start:.1f} s; results in {out}/")
+    print(f"open the report: {out / 'report.html'}")
     return 0
