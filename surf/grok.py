@@ -24,13 +24,17 @@ from typing import Any
 
 import numpy as np
 
+from samplers.checkpoint import CheckpointError
 from surf.common import (
+    Interrupted,
     UserError,
     emit_json,
     nonnegative_int,
     positive_float,
     positive_int,
+    prepare_checkpoint,
     probability,
+    remove_checkpoint,
 )
 
 __all__ = [
@@ -79,6 +83,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="noise=SIGMA, antireg=GAMMA or norm=GAMMA,K (repeatable)",
     )
     p.add_argument("--from", dest="from_checkpoint", metavar="CHECKPOINT", help="continue from a checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in --out from its last chunk (same flags), bit for bit",
+    )
     p.add_argument("--steps", type=positive_int, default=None, help="optimizer steps (default 6000)")
     p.add_argument("--eval-every", type=positive_int, default=None, help="steps per recorded point (default 100)")
     p.add_argument("--checkpoint-every", type=nonnegative_int, default=None, help="steps per checkpoint, 0: only the last (default 1000)")
@@ -234,6 +243,8 @@ def train(
     reference=None,
     progress: bool | None = None,
     force: bool = False,
+    checkpoint: Path | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train as ``cfg`` says from ``position`` (default: the init of ``cfg['seed']``).
 
@@ -275,6 +286,7 @@ def train(
         jax.random.key(cfg["seed"]), sampler, position[None], record_fn=problem.record_fn,
         num_warmup=0, num_draws=num_draws, thin=eval_every, chunk_size=chunk,
         progress=progress, description=f"grok {cfg['optimizer']} p={cfg['p']}", on_chunk=on_chunk,
+        checkpoint=checkpoint, resume=resume, checkpoint_meta={"config": cfg, "start_step": start_step},
     )
     seconds = time.perf_counter() - start
     curves = {k: v[0] for k, v in trace.draws.items()}
@@ -352,11 +364,22 @@ def run(args: argparse.Namespace) -> int:
         cfg["from_checkpoint"] = {"path": str(args.from_checkpoint), "step": start_step,
                                   "optimizer_state": "kept" if opt_state is not None else "fresh"}
     out = Path(args.out or "runs/grok")
-    _check_out(out, args.force)
-    result = train(
-        cfg, out=out, position=position, opt_state=opt_state, start_step=start_step,
-        reference=reference, progress=False if args.quiet else None, force=args.force,
-    )
+    if not args.resume:
+        _check_out(out, args.force)
+    partial = prepare_checkpoint(str(out / "curves.nc"), resume=args.resume, force=args.force)
+    try:
+        result = train(
+            cfg, out=out, position=position, opt_state=opt_state, start_step=start_step,
+            reference=reference, progress=False if args.quiet else None,
+            force=args.force or args.resume, checkpoint=partial, resume=args.resume,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; progress is kept in {partial}.npz: run the same command with --resume"
+        ) from None
+    except CheckpointError as err:
+        raise UserError(str(err)) from None
+    remove_checkpoint(partial)
     s = result["summary"]
     if args.json:
         emit_json({k: s[k] for k in ("final_train_acc", "final_test_acc", "max_test_acc", "step_test_acc_50",

@@ -116,3 +116,34 @@ def test_resume_without_a_checkpoint_is_refused(tmp_path):
     proc = _run(tmp_path, "--out", "x.nc", "--resume")
     assert proc.returncode == 2 and "no interrupted run" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jax-cache"] or not (tmp_path / "x.nc").exists()
+
+
+GROK = ["grok", "--p", "23", "--train-frac", "0.6", "--lr", "1e-2", "--steps", "4000",
+        "--eval-every", "25", "--checkpoint-every", "250", "--seed", "1", "--quiet"]
+
+
+def _grok_curves(folder):
+    tree = xr.open_datatree(folder / "curves.nc", engine="h5netcdf")
+    out = {v: np.asarray(tree["posterior"][v]) for v in tree["posterior"].data_vars}
+    tree.close()
+    return out
+
+
+def test_grok_killed_and_resumed_gives_the_same_curves(tmp_path):
+    env = _env(tmp_path)
+    full = subprocess.run([sys.executable, "-m", "surf.cli", *GROK, "--out", "full"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "surf.cli", *GROK, "--out", "run"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_chunks(tmp_path / "run" / "curves.nc.partial.json", proc, minimum=3)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert not (tmp_path / "run" / "curves.nc").exists()
+    resumed = subprocess.run([sys.executable, "-m", "surf.cli", *GROK, "--out", "run", "--resume"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    expected, got = _grok_curves(tmp_path / "full"), _grok_curves(tmp_path / "run")
+    assert expected.keys() == got.keys()
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
