@@ -29,6 +29,7 @@ FIXTURES = {
     "corrupt.nc": "this is not netCDF",
     "afile": "a regular file, not a folder",
     "taken.nc": "an existing result",
+    "taken.html": "an existing report",
     "out.nc.partial.npz": "not a zip archive",
 }
 
@@ -86,13 +87,46 @@ CASES = [
     ("compare: --loss without --box", ["compare", "--loss", "good.py:loss", "--dim", "2", "--beta", "2"], "--box LO,HI and --center"),
     ("compare: --out is a file", ["compare", "--model", "cross", "--beta", "20", "--out", "afile"], "not a folder"),
     ("demo: --out is a file", ["demo", "--out", "afile"], "not a folder"),
+    ("grok: unknown op", ["grok", "--op", "pow"], "unknown --op 'pow'"),
+    ("grok: unknown arch", ["grok", "--arch", "rnn"], "unknown --arch 'rnn'"),
+    ("grok: non-prime p for mul", ["grok", "--p", "10", "--op", "mul"], "needs a prime --p"),
+    ("grok: train fraction outside (0, 1)", ["grok", "--train-frac", "1.5"], "must be in (0, 1)"),
+    ("grok: zero learning rate", ["grok", "--lr", "0"], "expected a positive number"),
+    ("grok: malformed --intervention", ["grok", "--intervention", "bogus=1"], "malformed --intervention"),
+    ("grok: missing checkpoint", ["grok", "--from", "nothing.npz"], "no checkpoint"),
+    ("grok: corrupt checkpoint", ["grok", "--from", "out.nc.partial.npz"], "out.nc.partial"),
+    ("report: missing file", ["report", "nothing.nc"], "no such result file"),
+    ("report: corrupt netCDF", ["report", "corrupt.nc", "--out", "r.html"], "not a readable netCDF"),
+    ("report: truncated netCDF", ["report", "truncated.nc", "--out", "r.html"], "not a readable netCDF"),
+    ("report: foreign netCDF", ["report", "foreign.nc", "--out", "r.html"], "not a gradient-surfing result"),
+    ("report: existing --out", ["report", "real.nc", "--out", "taken.html"], "exists; pass --force"),
 ]
 
 
+@pytest.fixture(scope="module")
+def netcdf_files(tmp_path_factory):
+    """A real result file, a truncated copy and a foreign (plain xarray) netCDF."""
+    import numpy as np
+    import xarray as xr
+
+    from diagnostics.arviz_io import save_datatree, trace_to_datatree
+    from samplers.run import Trace
+
+    folder = tmp_path_factory.mktemp("nc")
+    trace = Trace({"x": np.zeros((2, 5, 2))}, {"lp": np.zeros((2, 5))}, {}, 0.0, 0.0, 0, 1)
+    save_datatree(trace_to_datatree(trace, config={"seed": 0}), folder / "real.nc")
+    data = (folder / "real.nc").read_bytes()
+    (folder / "truncated.nc").write_bytes(data[: len(data) // 2])
+    xr.Dataset({"y": ("t", np.arange(3.0))}).to_netcdf(folder / "foreign.nc", engine="h5netcdf")
+    return {name: (folder / name).read_bytes() for name in ("real.nc", "truncated.nc", "foreign.nc")}
+
+
 @pytest.fixture
-def folder(tmp_path, monkeypatch):
+def folder(tmp_path, monkeypatch, netcdf_files):
     for name, text in FIXTURES.items():
         (tmp_path / name).write_text(text)
+    for name, data in netcdf_files.items():
+        (tmp_path / name).write_bytes(data)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SURF_CACHE_DIR", str(tmp_path / ".jax-cache"))
     monkeypatch.delenv("SURF_DEBUG", raising=False)
@@ -144,6 +178,7 @@ VOCABULARY = [
     "noise=0.1,0.2", "--loss", "good.py:loss", "nan.py:loss", "missing.py:f", "--dim", "--box",
     "-1,1", "1,-1", "--center", "0,0", "--out", "x.nc", "afile/x.nc", "taken.nc", "--force",
     "--json", "--quiet", "--resume", "--samplers", "nuts,ula", "--step-sizes", "0.01", "--panels",
+    "grok", "--p", "7", "--op", "mul", "--train-frac", "report", "real.nc", "corrupt.nc",
     "seed", "--momentum", "0.5", "--trajectories", "--", "",
 ]
 
@@ -156,8 +191,13 @@ def test_random_argument_lists_never_raise_a_traceback(folder, monkeypatch, caps
     def reached(*args, **kwargs):
         raise _Reached
 
+    import diagnostics.report as report_module
+
     monkeypatch.setattr(run_module, "run_chains", reached)
     monkeypatch.setattr(run_module, "run_final_positions", reached)
+    for name in dir(report_module):  # a valid report request is reached, not written
+        if name == "build_report":
+            monkeypatch.setattr(report_module, name, reached)
     before = _snapshot(folder)
     try:
         code = _call(argv)
