@@ -46,13 +46,20 @@ MIN_WINDOW_ADAPTATION = 20
 
 
 class Sampler(NamedTuple):
-    """A dynamics on a target; see the module docstring."""
+    """A dynamics on a target; see the module docstring.
+
+    ``variable_cost`` marks kernels whose work per step differs between
+    chains (NUTS builds trajectories of different lengths): vmapped, every
+    chain would pay for the longest one, so on a CPU the run loop maps over
+    such chains one after another instead.
+    """
 
     name: str
     warmup: Callable
     step: Callable
     stats: Callable
     adjusted: bool
+    variable_cost: bool = False
 
 
 @dataclass(frozen=True)
@@ -238,7 +245,7 @@ def _nuts(target: Target, options: SamplerOptions) -> Sampler:
         out["tree_depth"] = info.num_trajectory_expansions
         return out
 
-    return Sampler("nuts", warmup, step, stats, adjusted=True)
+    return Sampler("nuts", warmup, step, stats, adjusted=True, variable_cost=True)
 
 
 def _hmc(target: Target, options: SamplerOptions) -> Sampler:

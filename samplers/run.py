@@ -123,12 +123,29 @@ def _make_chunk_fn(sampler: Sampler, record_fn: Callable, thin: int, num_draws: 
         (state, alive), out = jax.lax.scan(draw, (state, alive), steps)
         return state, alive, out
 
+    if _sequential(sampler):
+
+        def over_chains(keys, states, params, alive, start):
+            return jax.lax.map(lambda xs: one_chain(*xs, start), (keys, states, params, alive))
+
+        return jax.jit(over_chains)
     return jax.jit(jax.vmap(one_chain, in_axes=(0, 0, 0, 0, None)))
+
+
+def _sequential(sampler: Sampler) -> bool:
+    """Map over chains one by one: variable-cost kernels on a CPU (see ``Sampler``)."""
+    return bool(getattr(sampler, "variable_cost", False)) and jax.default_backend() == "cpu"
 
 
 @functools.lru_cache(maxsize=64)
 def _make_warmup_fn(sampler: Sampler):
-    """Jitted, vmapped warmup; cached so repeated runs do not trace again."""
+    """Jitted warmup over chains; cached so repeated runs do not trace again."""
+    if _sequential(sampler):
+
+        def over_chains(keys, positions, num_steps):
+            return jax.lax.map(lambda xs: sampler.warmup(xs[0], xs[1], num_steps), (keys, positions))
+
+        return jax.jit(over_chains, static_argnums=2)
     return jax.jit(jax.vmap(sampler.warmup, in_axes=(0, 0, None)), static_argnums=2)
 
 

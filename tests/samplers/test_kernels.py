@@ -198,7 +198,7 @@ def test_adaptation_reaches_its_target(run):
 
 def test_sample_stats_names(run):
     name, trace, _ = run
-    expected = {"lp", "step_size", "is_finite"}
+    expected = {"lp", "step_size", "is_finite", "nonfinite_reason"}
     if name in ("nuts", "hmc"):
         expected |= {"acceptance_rate", "diverging", "energy", "n_steps"}
     if name == "nuts":
