@@ -12,9 +12,10 @@ Run it::
     python examples/numpyro_model.py --draws 50         # a quick look
     SURF_EXAMPLE_DRAWS=50 python examples/numpyro_model.py
 
-The same model from the command line, with the function in ``model.py``::
+The same model from the command line (the CLI calls a model with no
+arguments, so :func:`regression` closes over the synthetic data)::
 
-    surf sample --numpyro model.py:model --sampler nuts
+    surf sample --numpyro examples/numpyro_model.py:regression --sampler nuts
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def synthetic_data(seed: int, n: int = 50):
     x = rng.uniform(-1.0, 1.0, size=n).astype(np.float32)
     y = TRUE["a"] + TRUE["b"] * x + TRUE["sigma"] * rng.normal(size=n).astype(np.float32)
     return jnp.asarray(x), jnp.asarray(y)
+
+
+def regression():
+    """``model`` on the synthetic data of seed 0, callable with no arguments (for the CLI)."""
+    x, y = synthetic_data(0)
+    model(x, y)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
