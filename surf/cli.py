@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from surf import compare, demo, grok, report, sample, sgd
+    from surf import compare, demo, explore, grok, llc, report, sample, sgd
 
     parser = _Parser(
         prog="surf",
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     grok.add_parser(sub)
     report.add_parser(sub)
+    explore.add_parser(sub)
+    llc.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,379 @@
+"""The local learning coefficient (LLC), estimated by sampling (SCIENCE.md section 3).
+
+    lambda_hat(w*) = n beta (E_w[L_n(w)] - L_n(w*))
+
+with the expectation over the posterior *localized* at ``w*``::
+
+    log p(w) = -n beta L_n(w) - (gamma / 2) ||w - w*||^2
+
+``n beta`` is one number, ``nbeta``; its default is WBIC's ``n / log n``
+(``beta = 1 / log n``).
+
+Conventions (they differ between libraries; these are ours):
+
+* ``L_n`` is a **mean** over ``n`` training examples (a network's training
+  cross-entropy). For a toy potential, which has no data, ``L_n = U`` and
+  ``n`` is a nominal number given by ``--num-data`` (default
+  :data:`TOY_NUM_DATA`): it only sets ``nbeta``.
+* **SGLD step size.** We use BlackJAX's convention,
+  ``w <- w + h grad log p(w) + sqrt(2 h) N(0, I)``. devinterp's SGLD writes
+  ``w <- w + (eps / 2) grad log p(w) + N(0, eps)``, the same update with
+  ``eps = 2 h``: our ``--step-size h`` is devinterp's ``lr / 2``. Both are
+  at temperature 1 with respect to ``log p`` above (``nbeta`` carries the
+  temperature; the noise is not rescaled).
+* ``nbeta`` here is ``n * beta`` with ``n`` the number of training examples
+  (devinterp's ``nbeta`` default uses the same ``n / log n``; some
+  devinterp versions derive it from the batch size instead: we never do).
+  With minibatches of size ``B`` the gradient of ``n beta L_n`` is estimated
+  unbiasedly by ``n beta`` times the minibatch *mean* gradient.
+* Chains start at ``w*`` (the localization center). Each chain gives one
+  estimate from the mean loss over its draws after warmup; we report the
+  mean and standard deviation over chains and the per-chain values.
+
+Calibration of the toy defaults is in ``benchmarks/bench_llc.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models.target import Target
+from samplers.kernels import Sampler, SamplerOptions, build_sampler
+
+__all__ = [
+    "TOY_NUM_DATA",
+    "TOY_STEP_SIZE",
+    "TOY_DEFAULTS",
+    "NETWORK_STEP_SIZE",
+    "NETWORK_LOCALIZATION",
+    "default_nbeta",
+    "LLCProblem",
+    "toy_llc_problem",
+    "llc_logdensity",
+    "sg_sampler",
+    "estimate_llc",
+    "llc_from_losses",
+]
+
+# Nominal n for toy potentials: nbeta = n / log n = 7.2e4. The finite-nbeta
+# correction on the normal crossing x0^2 x1^4 (lambda = 1/4) decays only as
+# nbeta^(-1/4): exact E[nbeta U] on the box is 0.209 at nbeta = 145 (n = 1000),
+# 0.237 at 1e4 and 0.242 at 7.2e4 (quadrature, benchmarks/bench_llc.py).
+TOY_NUM_DATA = 1_000_000
+# Per toy: (SGLD step h times nbeta, draws, warmup), calibrated in
+# benchmarks/bench_llc.py. quadratic: h nbeta = 0.02 biases the variance by
+# +2% (ULA on a Gaussian of precision 2 nbeta). cross: a = 100 times steeper
+# valleys, in box coordinates (sigmoid slope 1/2). normal-crossing: chains
+# start at the flat origin and must diffuse out along the x0 arm (length ~1)
+# before E[nbeta U | x0] reaches 1/4, so it needs a large step (stable: h
+# times the stiffest curvature, nbeta/2 on the x1 arm, stays below 2) and
+# many draws; in 2-D that is seconds.
+TOY_DEFAULTS = {
+    "quadratic": (0.02, 5000, 500),
+    "normal-crossing": (3.0, 100_000, 20_000),
+    "cross": (1e-3, 20_000, 5_000),
+}
+TOY_STEP_SIZE = {k: v[0] for k, v in TOY_DEFAULTS.items()}
+NETWORK_DRAWS, NETWORK_WARMUP = 500, 200
+TOY_LOCALIZATION = 0.0  # the box (or, for the quadratic, nbeta itself) keeps the posterior local
+# h for a grok checkpoint (devinterp lr = 2h = 1e-3). NOT calibrated against a
+# known value (none is known for a network): on the p=53 MLP at nbeta = n/log n,
+# gamma = 100, 300 draws gave 0.02 (h=1e-5, chains had barely moved), 1.36
+# (1e-4, still rising) and 2.0 (1e-3, flat, tight across chains).
+NETWORK_STEP_SIZE = 5e-4
+NETWORK_LOCALIZATION = 100.0  # devinterp's customary gamma
+
+
+def default_nbeta(num_data: int) -> float:
+    """WBIC's ``n beta = n / log n``."""
+    n = int(num_data)
+    if n < 2:
+        raise ValueError(f"the LLC needs n >= 2 data, got {num_data}; pass --num-data N")
+    return n / math.log(n)
+
+
+class LLCProblem(NamedTuple):
+    """What the LLC is measured on.
+
+    ``loss_fn(z)``: ``L_n`` at sampling coordinates ``z`` (mean over data, or
+    the toy's ``U``); ``center``: ``w*`` in sampling coordinates;
+    ``log_det_fn(z)``: the log-Jacobian of the box bijection (0 when
+    unbounded); ``to_original``: ``z -> w``, used for the localization term,
+    which is measured in the original coordinates; ``record_fn(z)``: extra
+    observables to keep per draw (scalars); ``batch_loss_fn(z, batch)`` and
+    ``data`` (a tuple of arrays with ``n`` rows), for minibatch gradients.
+    """
+
+    name: str
+    dim: int
+    loss_fn: Callable
+    center: jax.Array
+    num_data: int
+    log_det_fn: Callable = lambda z: 0.0
+    to_original: Callable = lambda z: z
+    record_fn: Callable | None = None
+    batch_loss_fn: Callable | None = None
+    data: tuple | None = None
+    config: dict | None = None
+
+
+def toy_llc_problem(model: str, params=None, *, num_data: int | None = None) -> LLCProblem:
+    """A toy potential (``models.toy``) as an LLC problem, ``w* = 0``, ``L_n = U``."""
+    from models.toy import toy_target
+
+    target = toy_target(model, params, beta=1.0)
+    forward = target.to_original
+    center_x = jnp.zeros(target.dim) if target.singular_point is None else jnp.asarray(target.singular_point, jnp.float32)
+    if target.box is not None:
+        from models.target import box_bijection
+
+        _, inverse, log_det = box_bijection(target.box)
+        center = inverse(center_x)
+    else:
+        center, log_det = center_x, (lambda z: 0.0)
+    loss = target.loss_fn
+    return LLCProblem(
+        name=model, dim=target.dim, loss_fn=lambda z: loss(forward(z)), center=jnp.asarray(center, jnp.float32),
+        num_data=int(num_data or TOY_NUM_DATA), log_det_fn=log_det, to_original=forward,
+        config={"model": model, "params": target.config.get("params"), "box": target.config.get("box")},
+    )
+
+
+def llc_logdensity(problem: LLCProblem, nbeta: float, localization: float) -> Callable:
+    """``z -> -nbeta L_n(w) - gamma/2 ||w - w*||^2 + log|dw/dz|`` (``w = to_original(z)``)."""
+    center_w = problem.to_original(problem.center)
+
+    def logdensity(z):
+        w = problem.to_original(z)
+        out = -nbeta * problem.loss_fn(z) + problem.log_det_fn(z)
+        if localization > 0:
+            out = out - 0.5 * localization * jnp.sum((w - center_w) ** 2)
+        return out
+
+    return logdensity
+
+
+def _as_target(problem: LLCProblem, logdensity: Callable, nbeta: float) -> Target:
+    return Target(
+        name=problem.name, dim=problem.dim, logdensity_fn=logdensity, loss_fn=problem.loss_fn, beta=float(nbeta),
+        init_fn=lambda key, n: jnp.tile(problem.center[None], (n, 1)), record_fn=_record_fn(problem),
+    )
+
+
+def _record_fn(problem: LLCProblem) -> Callable:
+    def record(z):
+        out = {"loss": problem.loss_fn(z)}
+        if problem.record_fn is not None:
+            out.update(problem.record_fn(z))
+        return out
+
+    return record
+
+
+# ------------------------------------------------------------------ minibatch SG-MCMC
+
+
+class SGState(NamedTuple):
+    position: jax.Array
+
+
+def sg_sampler(
+    name: str,
+    problem: LLCProblem,
+    nbeta: float,
+    localization: float,
+    *,
+    step_size: float,
+    batch_size: int | None = None,
+    sghmc_alpha: float = 0.01,
+    num_integration_steps: int = 1,
+) -> Sampler:
+    """SGLD or SGHMC on the localized posterior, with minibatch gradients.
+
+    Same :class:`~samplers.kernels.Sampler` shape as ``samplers.kernels``
+    (which only has full-batch SG gradients). Kernels are BlackJAX's
+    ``sgld`` / ``sghmc`` ``build_kernel``; the gradient estimator is ours:
+    ``grad[-nbeta * mean_batch loss(w) - gamma/2 ||w - w*||^2 + log|J|]``,
+    computed on the batch as a whole (``blackjax.sgmcmc.gradients.grad_estimator``
+    vmaps per-example gradients, ``B x d`` floats per chain, too much memory
+    for a network). ``batch_size=None`` (or >= n) uses the full batch.
+    Minibatches are drawn without replacement, fresh every step.
+    """
+    if name not in ("sgld", "sghmc"):
+        raise ValueError(f"sg_sampler runs sgld or sghmc, got {name!r}")
+    full = llc_logdensity(problem, nbeta, localization)
+    n = int(problem.data[0].shape[0]) if problem.data is not None else problem.num_data
+    use_batches = batch_size is not None and problem.batch_loss_fn is not None and int(batch_size) < n
+    if batch_size is not None and problem.batch_loss_fn is None:
+        raise ValueError("--batch-size needs a target with data (a checkpoint); toy potentials are full batch")
+    center_w = problem.to_original(problem.center)
+
+    if use_batches:
+        B = int(batch_size)
+
+        def batch_logdensity(z, batch):
+            w = problem.to_original(z)
+            out = -nbeta * problem.batch_loss_fn(z, batch) + problem.log_det_fn(z)
+            if localization > 0:
+                out = out - 0.5 * localization * jnp.sum((w - center_w) ** 2)
+            return out
+
+        grad_batch = jax.grad(batch_logdensity)
+
+        def draw_batch(key):
+            idx = jax.random.choice(key, n, (B,), replace=False)
+            return tuple(a[idx] for a in problem.data)
+
+        def grad_estimator(position, minibatch):
+            return grad_batch(position, minibatch)
+    else:
+        grad_full = jax.grad(full)
+
+        def draw_batch(key):
+            return None
+
+        def grad_estimator(position, minibatch):
+            return grad_full(position)
+
+    params = {"step_size": jnp.asarray(step_size, jnp.float32)}
+    if name == "sgld":
+        kernel = blackjax.sgld.build_kernel()
+
+        def step(rng_key, state, params):
+            k_batch, k_noise = jax.random.split(rng_key)
+            pos = kernel(k_noise, state.position, grad_estimator, draw_batch(k_batch), params["step_size"])
+            return SGState(pos), None
+    else:
+        kernel = blackjax.sghmc.build_kernel(alpha=sghmc_alpha)
+
+        def step(rng_key, state, params):
+            # one minibatch per proposal (all its leapfrog steps)
+            k_batch, k_noise = jax.random.split(rng_key)
+            pos = kernel(k_noise, state.position, grad_estimator, draw_batch(k_batch), params["step_size"],
+                         int(num_integration_steps))
+            return SGState(pos), None
+
+    def warmup(rng_key, position, num_steps: int):
+        state = SGState(position)
+        if num_steps == 0:
+            return state, params
+
+        def body(state, key):
+            return step(key, state, params)[0], None
+
+        state, _ = jax.lax.scan(body, state, jax.random.split(rng_key, num_steps))
+        return state, params
+
+    def stats(state, info, params):
+        return {"lp": full(state.position), "step_size": params["step_size"]}
+
+    return Sampler(name, warmup, step, stats, adjusted=False)
+
+
+# ------------------------------------------------------------------ estimate
+
+
+def llc_from_losses(losses: np.ndarray, loss_at_center: float, nbeta: float) -> dict[str, Any]:
+    """``nbeta (mean_draws L - L(w*))`` per chain (rows of ``losses``), and mean / std over chains."""
+    losses = np.asarray(losses, dtype=np.float64)
+    per_chain = nbeta * (np.nanmean(losses, axis=1) - float(loss_at_center))
+    finite = per_chain[np.isfinite(per_chain)]
+    return {
+        "mean": float(np.mean(finite)) if finite.size else None,
+        "std": float(np.std(finite, ddof=1)) if finite.size > 1 else (0.0 if finite.size else None),
+        "per_chain": [float(v) if math.isfinite(v) else None for v in per_chain],
+    }
+
+
+@dataclass
+class LLCResult:
+    llc: dict[str, Any]
+    nbeta: float
+    localization: float
+    step_size: float
+    sampler: str
+    loss_at_center: float
+    losses: np.ndarray  # (chains, draws) L_n(w) per draw
+    trace: Any
+    seconds: float
+    grad_evals: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "llc": self.llc, "nbeta": self.nbeta, "localization": self.localization,
+            "step_size": self.step_size, "step_size_devinterp_eps": 2 * self.step_size if self.sampler == "sgld" else None,
+            "sampler": self.sampler, "loss_at_center": self.loss_at_center, "seconds": self.seconds,
+            "grad_evals_per_second": self.grad_evals / max(self.trace.sampling_seconds + self.trace.warmup_seconds, 1e-9),
+        }
+
+
+def estimate_llc(
+    problem: LLCProblem,
+    *,
+    nbeta: float | None = None,
+    localization: float = 0.0,
+    sampler: str = "sgld",
+    step_size: float | None = None,
+    batch_size: int | None = None,
+    chains: int = 4,
+    draws: int = 2000,
+    warmup: int = 500,
+    thin: int = 1,
+    seed: int = 0,
+    progress: bool | None = False,
+    num_integration_steps: int = 10,
+) -> LLCResult:
+    """Sample the localized posterior and return the LLC estimate.
+
+    ``step_size=None``: SGLD uses ``NETWORK_STEP_SIZE`` (pass a toy's from
+    ``TOY_STEP_SIZE`` / nbeta); HMC adapts it by dual averaging (identity
+    metric) during warmup.
+    """
+    from samplers.run import run_chains
+
+    wall = time.perf_counter()
+    nbeta = float(nbeta if nbeta is not None else default_nbeta(problem.num_data))
+    if not (math.isfinite(nbeta) and nbeta > 0):
+        raise ValueError(f"nbeta must be a positive number, got {nbeta}")
+    if localization < 0:
+        raise ValueError(f"localization gamma must be >= 0, got {localization}")
+    logdensity = llc_logdensity(problem, nbeta, localization)
+    if sampler in ("sgld", "sghmc"):
+        h = float(step_size if step_size is not None else NETWORK_STEP_SIZE)
+        kern = sg_sampler(sampler, problem, nbeta, localization, step_size=h, batch_size=batch_size,
+                          num_integration_steps=1 if sampler == "sgld" else num_integration_steps)
+        per_step = 1 if sampler == "sgld" else num_integration_steps
+    elif sampler in ("hmc", "nuts", "mala"):
+        target = _as_target(problem, logdensity, nbeta)
+        options = SamplerOptions(step_size=step_size, num_integration_steps=num_integration_steps,
+                                 mass_matrix="identity")
+        kern = build_sampler(sampler, target, options)
+        h = step_size
+        per_step = num_integration_steps if sampler == "hmc" else 1
+    else:
+        raise ValueError(f"unknown LLC sampler {sampler!r}; choose sgld, sghmc, hmc, nuts or mala")
+    positions = jnp.tile(problem.center[None], (chains, 1))
+    trace = run_chains(
+        jax.random.key(seed), kern, positions, record_fn=_record_fn(problem), num_warmup=warmup,
+        num_draws=draws, thin=thin, progress=progress, description=f"LLC {sampler} on {problem.name}",
+    )
+    if h is None and "step_size" in trace.params:
+        h = float(np.mean(trace.params["step_size"]))
+    loss0 = float(problem.loss_fn(problem.center))
+    losses = trace.draws["loss"]
+    llc = llc_from_losses(losses, loss0, nbeta)
+    grad_evals = chains * (warmup + draws * thin) * per_step
+    if sampler == "nuts" and "n_steps" in trace.stats:
+        grad_evals = int(np.nansum(trace.stats["n_steps"])) * thin
+    return LLCResult(llc=llc, nbeta=nbeta, localization=float(localization), step_size=float(h) if h else None,
+                     sampler=sampler, loss_at_center=loss0, losses=losses, trace=trace,
+                     seconds=time.perf_counter() - wall, grad_evals=int(grad_evals))
