@@ -39,15 +39,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from models.llc_problem import TOY_NUM_DATA, LLCProblem, llc_logdensity, toy_llc_problem
 from models.target import Target
-from samplers.kernels import Sampler, SamplerOptions, build_sampler
+from samplers.kernels import SamplerOptions, build_sampler
+from samplers.sgmcmc import sg_sampler
 
 __all__ = [
     "TOY_NUM_DATA",
@@ -68,7 +69,7 @@ __all__ = [
 # correction on the normal crossing x0^2 x1^4 (lambda = 1/4) decays only as
 # nbeta^(-1/4): exact E[nbeta U] on the box is 0.209 at nbeta = 145 (n = 1000),
 # 0.237 at 1e4 and 0.242 at 7.2e4 (quadrature, benchmarks/bench_llc.py).
-TOY_NUM_DATA = 1_000_000
+
 # Per toy: (SGLD step h times nbeta, draws, warmup), calibrated in
 # benchmarks/bench_llc.py. quadratic: h nbeta = 0.02 biases the variance by
 # +2% (ULA on a Gaussian of precision 2 nbeta). cross: a = 100 times steeper
@@ -101,67 +102,6 @@ def default_nbeta(num_data: int) -> float:
     return n / math.log(n)
 
 
-class LLCProblem(NamedTuple):
-    """What the LLC is measured on.
-
-    ``loss_fn(z)``: ``L_n`` at sampling coordinates ``z`` (mean over data, or
-    the toy's ``U``); ``center``: ``w*`` in sampling coordinates;
-    ``log_det_fn(z)``: the log-Jacobian of the box bijection (0 when
-    unbounded); ``to_original``: ``z -> w``, used for the localization term,
-    which is measured in the original coordinates; ``record_fn(z)``: extra
-    observables to keep per draw (scalars); ``batch_loss_fn(z, batch)`` and
-    ``data`` (a tuple of arrays with ``n`` rows), for minibatch gradients.
-    """
-
-    name: str
-    dim: int
-    loss_fn: Callable
-    center: jax.Array
-    num_data: int
-    log_det_fn: Callable = lambda z: 0.0
-    to_original: Callable = lambda z: z
-    record_fn: Callable | None = None
-    batch_loss_fn: Callable | None = None
-    data: tuple | None = None
-    config: dict | None = None
-
-
-def toy_llc_problem(model: str, params=None, *, num_data: int | None = None) -> LLCProblem:
-    """A toy potential (``models.toy``) as an LLC problem, ``w* = 0``, ``L_n = U``."""
-    from models.toy import toy_target
-
-    target = toy_target(model, params, beta=1.0)
-    forward = target.to_original
-    center_x = jnp.zeros(target.dim) if target.singular_point is None else jnp.asarray(target.singular_point, jnp.float32)
-    if target.box is not None:
-        from models.target import box_bijection
-
-        _, inverse, log_det = box_bijection(target.box)
-        center = inverse(center_x)
-    else:
-        center, log_det = center_x, (lambda z: 0.0)
-    loss = target.loss_fn
-    return LLCProblem(
-        name=model, dim=target.dim, loss_fn=lambda z: loss(forward(z)), center=jnp.asarray(center, jnp.float32),
-        num_data=int(num_data or TOY_NUM_DATA), log_det_fn=log_det, to_original=forward,
-        config={"model": model, "params": target.config.get("params"), "box": target.config.get("box")},
-    )
-
-
-def llc_logdensity(problem: LLCProblem, nbeta: float, localization: float) -> Callable:
-    """``z -> -nbeta L_n(w) - gamma/2 ||w - w*||^2 + log|dw/dz|`` (``w = to_original(z)``)."""
-    center_w = problem.to_original(problem.center)
-
-    def logdensity(z):
-        w = problem.to_original(z)
-        out = -nbeta * problem.loss_fn(z) + problem.log_det_fn(z)
-        if localization > 0:
-            out = out - 0.5 * localization * jnp.sum((w - center_w) ** 2)
-        return out
-
-    return logdensity
-
-
 def _as_target(problem: LLCProblem, logdensity: Callable, nbeta: float) -> Target:
     return Target(
         name=problem.name, dim=problem.dim, logdensity_fn=logdensity, loss_fn=problem.loss_fn, beta=float(nbeta),
@@ -177,109 +117,6 @@ def _record_fn(problem: LLCProblem) -> Callable:
         return out
 
     return record
-
-
-# ------------------------------------------------------------------ minibatch SG-MCMC
-
-
-class SGState(NamedTuple):
-    position: jax.Array
-
-
-def sg_sampler(
-    name: str,
-    problem: LLCProblem,
-    nbeta: float,
-    localization: float,
-    *,
-    step_size: float,
-    batch_size: int | None = None,
-    sghmc_alpha: float = 0.01,
-    num_integration_steps: int = 1,
-) -> Sampler:
-    """SGLD or SGHMC on the localized posterior, with minibatch gradients.
-
-    Same :class:`~samplers.kernels.Sampler` shape as ``samplers.kernels``
-    (which only has full-batch SG gradients). Kernels are BlackJAX's
-    ``sgld`` / ``sghmc`` ``build_kernel``; the gradient estimator is ours:
-    ``grad[-nbeta * mean_batch loss(w) - gamma/2 ||w - w*||^2 + log|J|]``,
-    computed on the batch as a whole (``blackjax.sgmcmc.gradients.grad_estimator``
-    vmaps per-example gradients, ``B x d`` floats per chain, too much memory
-    for a network). ``batch_size=None`` (or >= n) uses the full batch.
-    Minibatches are drawn without replacement, fresh every step.
-    """
-    if name not in ("sgld", "sghmc"):
-        raise ValueError(f"sg_sampler runs sgld or sghmc, got {name!r}")
-    full = llc_logdensity(problem, nbeta, localization)
-    n = int(problem.data[0].shape[0]) if problem.data is not None else problem.num_data
-    use_batches = batch_size is not None and problem.batch_loss_fn is not None and int(batch_size) < n
-    if batch_size is not None and problem.batch_loss_fn is None:
-        raise ValueError("--batch-size needs a target with data (a checkpoint); toy potentials are full batch")
-    center_w = problem.to_original(problem.center)
-
-    if use_batches:
-        B = int(batch_size)
-
-        def batch_logdensity(z, batch):
-            w = problem.to_original(z)
-            out = -nbeta * problem.batch_loss_fn(z, batch) + problem.log_det_fn(z)
-            if localization > 0:
-                out = out - 0.5 * localization * jnp.sum((w - center_w) ** 2)
-            return out
-
-        grad_batch = jax.grad(batch_logdensity)
-
-        def draw_batch(key):
-            idx = jax.random.choice(key, n, (B,), replace=False)
-            return tuple(a[idx] for a in problem.data)
-
-        def grad_estimator(position, minibatch):
-            return grad_batch(position, minibatch)
-    else:
-        grad_full = jax.grad(full)
-
-        def draw_batch(key):
-            return None
-
-        def grad_estimator(position, minibatch):
-            return grad_full(position)
-
-    params = {"step_size": jnp.asarray(step_size, jnp.float32)}
-    if name == "sgld":
-        kernel = blackjax.sgld.build_kernel()
-
-        def step(rng_key, state, params):
-            k_batch, k_noise = jax.random.split(rng_key)
-            pos = kernel(k_noise, state.position, grad_estimator, draw_batch(k_batch), params["step_size"])
-            return SGState(pos), None
-    else:
-        kernel = blackjax.sghmc.build_kernel(alpha=sghmc_alpha)
-
-        def step(rng_key, state, params):
-            # one minibatch per proposal (all its leapfrog steps)
-            k_batch, k_noise = jax.random.split(rng_key)
-            pos = kernel(k_noise, state.position, grad_estimator, draw_batch(k_batch), params["step_size"],
-                         int(num_integration_steps))
-            return SGState(pos), None
-
-    def warmup(rng_key, position, num_steps: int):
-        state = SGState(position)
-        if num_steps == 0:
-            return state, params
-
-        def body(state, key):
-            return step(key, state, params)[0], None
-
-        state, _ = jax.lax.scan(body, state, jax.random.split(rng_key, num_steps))
-        return state, params
-
-    def stats(state, info, params):
-        return {"lp": full(state.position), "step_size": params["step_size"]}
-
-    return Sampler(name, warmup, step, stats, adjusted=False)
-
-
-# ------------------------------------------------------------------ estimate
 
 
 def llc_from_losses(losses: np.ndarray, loss_at_center: float, nbeta: float) -> dict[str, Any]:

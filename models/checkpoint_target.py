@@ -145,7 +145,7 @@ def checkpoint_target(
 
 def checkpoint_llc_problem(path: str | Path | LoadedCheckpoint, *, num_data: int | None = None):
     """The checkpoint as an :class:`~diagnostics.llc.LLCProblem` (``L_n`` = mean train cross-entropy, ``w*`` = its weights)."""
-    from diagnostics.llc import LLCProblem
+    from models.llc_problem import LLCProblem
     from models.modular import _cross_entropy
 
     ck = path if isinstance(path, LoadedCheckpoint) else load_grok_position(path)
