@@ -61,7 +61,7 @@ def load_grok_position(path: str | Path) -> LoadedCheckpoint:
     Raises :class:`~samplers.checkpoint.CheckpointError` (a ``ValueError``)
     when the file is missing, corrupt, or not a grok checkpoint.
     """
-    from surf.grok import build_problem_from
+    from models.modular import problem_from_config as build_problem_from
 
     leaves, meta = load_checkpoint(path)
     cfg = meta.get("config")

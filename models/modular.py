@@ -267,3 +267,9 @@ def build_problem(task: ModularTask, arch: str = "mlp", *, init_key: jax.Array, 
         task, arch, flat, unravel, apply_fn, loss_fn,
         _make_record_fn(task, apply_fn, unravel, flat), flat,
     )
+
+
+def problem_from_config(cfg: dict[str, Any], seed: int | None = None) -> ModularProblem:
+    """The task and network a ``surf grok`` configuration describes (its checkpoints carry one)."""
+    task = make_task(cfg["p"], cfg["op"], train_frac=cfg["train_frac"], split_seed=cfg["split_seed"])
+    return build_problem(task, cfg["arch"], init_key=jax.random.key(cfg["seed"] if seed is None else seed))

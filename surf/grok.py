@@ -194,12 +194,9 @@ def build_tx(cfg: dict[str, Any]):
 
 
 def build_problem_from(cfg: dict[str, Any], seed: int | None = None):
-    import jax
+    from models.modular import problem_from_config
 
-    from models.modular import build_problem, make_task
-
-    task = make_task(cfg["p"], cfg["op"], train_frac=cfg["train_frac"], split_seed=cfg["split_seed"])
-    return build_problem(task, cfg["arch"], init_key=jax.random.key(cfg["seed"] if seed is None else seed))
+    return problem_from_config(cfg, seed)
 
 
 # ------------------------------------------------------------------ one run
