@@ -4,7 +4,9 @@
 2. the post's three noisy-SGD panels and their stickiness;
 3. every sampler's occupancy near the singularity against the exact value;
 4. a grokking run on modular addition (AdamW with weight decay);
-5. the HTML report over all of it (``report.html``).
+5. HMC on its weights at the equipartition temperature, from the checkpoint at
+   step 3000 (about where test accuracy crosses 50%);
+6. the HTML report over all of it (``report.html``).
 
 Everything lands in one folder (default ``runs/demo/``).
 """
@@ -37,26 +39,32 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def _steps(out: Path) -> list[tuple[str, list[str]]]:
     return [
         (
-            "1/5 NUTS on the cross potential (lam 0, beta 20)",
+            "1/6 NUTS on the cross potential (lam 0, beta 20)",
             ["sample", "--model", "cross", "--param", "lam=0", "--beta", "20", "--sampler", "nuts",
              "--mass-matrix", "identity", "--chains", "8", "--warmup", "500", "--draws", "2000",
              "--seed", "0", "--out", str(out / "sample_cross_nuts.nc")],
         ),
         (
-            "2/5 the seed's three noisy-SGD panels",
+            "2/6 the seed's three noisy-SGD panels",
             ["sgd", "--panels", "seed", "--seed", "0", "--out", str(out / "sgd_panels.png")],
         ),
         (
-            "3/5 sampler bias near the singularity (cross, beta 20)",
+            "3/6 sampler bias near the singularity (cross, beta 20)",
             ["compare", "--model", "cross", "--beta", "20", "--chains", "8", "--draws", "2000",
              "--warmup", "500", "--seed", "0", "--out", str(out / "compare")],
         ),
         (
-            "4/5 grokking (a + b) mod 53 with AdamW and weight decay",
+            "4/6 grokking (a + b) mod 53 with AdamW and weight decay",
             ["grok", "--steps", "6000", "--seed", "0", "--out", str(out / "grok")],
         ),
         (
-            "5/5 the HTML report over all of it",
+            "5/6 HMC on the weights at the equipartition temperature (from step 3000)",
+            ["explore", "--from", str(out / "grok" / "checkpoint_3000"), "--sampler", "hmc",
+             "--beta", "equipartition", "--chains", "2", "--warmup", "100", "--draws", "100",
+             "--seed", "0", "--out", str(out / "explore_hmc.nc")],
+        ),
+        (
+            "6/6 the HTML report over all of it",
             ["report", str(out), "--out", str(out / "report.html")],
         ),
     ]
