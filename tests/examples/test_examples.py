@@ -7,6 +7,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from diagnostics.arviz_io import load_datatree, read_config
@@ -71,3 +72,24 @@ def test_numpyro_model(runs):
     assert set(dt["posterior"].data_vars) == {"a", "b", "sigma"}
     assert dt["posterior"]["sigma"].shape == (2, 30)
     assert (dt["posterior"]["sigma"].values > 0).all()
+
+
+def test_llc_across_training_example(repo_root, surf_env, tmp_path):
+    grok = subprocess.run(
+        [sys.executable, "-m", "surf.cli", "grok", "--p", "7", "--train-frac", "0.6", "--steps", "100",
+         "--eval-every", "50", "--checkpoint-every", "50", "--out", "g", "--quiet"],
+        cwd=tmp_path, env=surf_env, capture_output=True, text=True, timeout=300,
+    )
+    assert grok.returncode == 0, grok.stderr
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "examples" / "llc_across_training.py"), "--run", "g",
+         "--chains", "1", "--draws", "5", "--warmup", "5", "--out", "llc.png"],
+        cwd=tmp_path, env=surf_env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["step"] for r in rows] == [50, 100]
+    assert all(np.isfinite(r["llc_mean"]) for r in rows)
+    assert (tmp_path / "llc.png").stat().st_size > 5_000
