@@ -118,27 +118,54 @@ def network_row(quick):
     }
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--no-network", action="store_true")
-    ap.add_argument("--json")
-    a = ap.parse_args(argv)
-    rows = toy_rows(1 if a.quick else a.seeds)
+def _report(rows, net) -> None:
     print(f"{'target':<28}{'known':>7}{'exact@nbeta':>12}{'estimate':>10}{'seed sd':>9}{'rel err':>9}{'s/run':>7}")
     for r in rows:
         ex = "n/a" if r["exact_at_nbeta"] is None else f"{r['exact_at_nbeta']:.4f}"
         sd = "n/a" if r["seed_sd"] is None else f"{r['seed_sd']:.3f}"
         print(f"{r['target']:<28}{r['known']:>7.3f}{ex:>12}{r['estimate']:>10.4f}{sd:>9}{r['rel_error']:>+9.1%}{r['seconds']:>7.1f}")
-    net = None if a.no_network else network_row(a.quick)
     if net:
         print(f"{net['target']}: LLC {net['llc']['mean']:.3f} ± {net['llc']['std']:.3f} over {net['chains']} chains; "
               f"{net['seconds_total']:.1f} s per estimate ({net['llc_estimates_per_minute']:.2f}/min), "
               f"{net['grad_evals_per_second']:.0f} gradient evaluations/s")
-    if a.json:
-        Path(a.json).write_text(json.dumps({"toys": rows, "network": net}, indent=1, default=str))
+
+
+def main(quick: bool = False, seeds: int = 3, network: bool = True, json_path: str | None = None) -> list[dict]:
+    """Calibration on toys with a known RLCT, and speed on the default MLP; rows for run_all."""
+    from common import machine, spread
+
+    mach = machine()
+    rows = toy_rows(1 if quick else seeds)
+    net = network_row(quick) if network else None
+    _report(rows, net)
+    if json_path:
+        Path(json_path).write_text(json.dumps({"toys": rows, "network": net}, indent=1, default=str))
+    out = []
+    for r in rows:
+        out.append({
+            "name": f"llc calibration: {r['target']} (estimate / known)", "ours": r["estimate"],
+            "peer": r["known"], "peer_name": "known learning coefficient", "unit": "lambda",
+            "ratio": r["estimate"] / r["known"], "runs": 1 if quick else seeds, "machine": mach,
+            "notes": f"target within 10%: {'yes' if abs(r['rel_error']) <= 0.1 else 'no'}; {r['command']}",
+            "spread": {"ours": spread([r["estimate"]]), "peer": spread([r["known"]])},
+        })
+    if net:
+        for key, unit in (("llc_estimates_per_minute", "LLC estimates/min"),
+                          ("grad_evals_per_second", "gradient evaluations/s")):
+            out.append({
+                "name": f"llc default MLP checkpoint: {unit}", "ours": net[key], "peer": None,
+                "peer_name": None, "unit": unit, "ratio": None, "runs": 1, "machine": mach,
+                "notes": f"{net['chains']} chains; {net['command']}; no PyTorch peer (not installed)",
+                "spread": {"ours": spread([net[key]])},
+            })
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--no-network", action="store_true")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    main(quick=a.quick, seeds=a.seeds, network=not a.no_network, json_path=a.json)

@@ -78,9 +78,10 @@ def _f(x: Any) -> str:
 
 
 def _cell(r: dict, side: str) -> str:
-    s = r["spread"].get(side)
+    s = r.get("spread", {}).get(side)
     if not s:
-        return "n/a"
+        value = r.get(side)
+        return "n/a" if value is None else _f(value)
     return f"{_f(s['median'])} ({_f(s['min'])}–{_f(s['max'])})"
 
 
