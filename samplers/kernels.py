@@ -149,7 +149,7 @@ def build_sampler(name: str, target: Target, options: SamplerOptions | None = No
 # ----------------------------------------------------------------- shared warmups
 
 
-def _burn_in(step: Callable, init: Callable, params: dict) -> Callable:
+def burn_in(step: Callable, init: Callable, params: dict) -> Callable:
     """Warmup for samplers without adaptation: ``num_steps`` plain steps."""
 
     def warmup(rng_key, position, num_steps: int):
@@ -219,7 +219,7 @@ def _hmc_family(target: Target, options: SamplerOptions, algorithm, kernel, extr
 
     def warmup(rng_key, position, num_steps: int):
         if not adapt:
-            return _burn_in(step, init, fixed)(rng_key, position, num_steps)
+            return burn_in(step, init, fixed)(rng_key, position, num_steps)
         if options.mass_matrix == "identity" or num_steps < MIN_WINDOW_ADAPTATION:
             return _dual_averaging(step, init, fixed, target_acceptance)(rng_key, position, num_steps)
         adaptation = blackjax.window_adaptation(
@@ -276,7 +276,7 @@ def _mala(target: Target, options: SamplerOptions) -> Sampler:
     if options.step_size is None:
         warmup = _dual_averaging(step, init, params, options.target_acceptance or 0.57)
     else:
-        warmup = _burn_in(step, init, params)
+        warmup = burn_in(step, init, params)
     return Sampler("mala", warmup, step, stats, adjusted=True)
 
 
@@ -295,7 +295,7 @@ def _ula(target: Target, options: SamplerOptions) -> Sampler:
     def stats(state, info, params):
         return {"lp": state.logdensity, "step_size": params["step_size"]}
 
-    return Sampler("ula", _burn_in(step, init, params), step, stats, adjusted=False)
+    return Sampler("ula", burn_in(step, init, params), step, stats, adjusted=False)
 
 
 class SGState(NamedTuple):
@@ -326,7 +326,7 @@ def _sgld(target: Target, options: SamplerOptions) -> Sampler:
         position = kernel(rng_key, state.position, grad_estimator, None, params["step_size"])
         return SGState(position), None
 
-    warmup = _burn_in(step, SGState, params)
+    warmup = burn_in(step, SGState, params)
     return Sampler("sgld", warmup, step, _sg_stats(target), adjusted=False)
 
 
@@ -342,7 +342,7 @@ def _sghmc(target: Target, options: SamplerOptions) -> Sampler:
         )
         return SGState(position), None
 
-    warmup = _burn_in(step, SGState, params)
+    warmup = burn_in(step, SGState, params)
     return Sampler("sghmc", warmup, step, _sg_stats(target), adjusted=False)
 
 
@@ -369,7 +369,7 @@ def _sgd(target: Target, options: SamplerOptions) -> Sampler:
     def stats(state, info, params):
         return {"lp": -target.beta * state.loss, "step_size": params["step_size"]}
 
-    return Sampler("sgd", _burn_in(step, init, params), step, stats, adjusted=False)
+    return Sampler("sgd", burn_in(step, init, params), step, stats, adjusted=False)
 
 
 def describe(options: SamplerOptions) -> dict[str, Any]:

@@ -8,20 +8,14 @@ per chain: too much for a network of 50 000 weights).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import blackjax
 import jax
 import jax.numpy as jnp
 
 from models.llc_problem import LLCProblem, llc_logdensity
-from samplers.kernels import Sampler
+from samplers.kernels import Sampler, SGState, burn_in
 
 __all__ = ["SGState", "sg_sampler"]
-
-
-class SGState(NamedTuple):
-    position: jax.Array
 
 
 def sg_sampler(
@@ -100,16 +94,7 @@ def sg_sampler(
                          int(num_integration_steps))
             return SGState(pos), None
 
-    def warmup(rng_key, position, num_steps: int):
-        state = SGState(position)
-        if num_steps == 0:
-            return state, params
-
-        def body(state, key):
-            return step(key, state, params)[0], None
-
-        state, _ = jax.lax.scan(body, state, jax.random.split(rng_key, num_steps))
-        return state, params
+    warmup = burn_in(step, SGState, params)
 
     def stats(state, info, params):
         return {"lp": full(state.position), "step_size": params["step_size"]}
