@@ -38,11 +38,9 @@ def _map_chains(fn: Callable, batch_size: int | None) -> Callable:
 
 
 @functools.lru_cache(maxsize=64)
-def make_warmup_fn(sampler: Sampler, batch_size: int | None = None):
+def make_warmup_fn(sampler: Sampler, num_steps: int, batch_size: int | None = None):
     mapped = _map_chains(sampler.warmup, batch_size)
-    return jax.jit(
-        lambda keys, positions, n: mapped(keys, positions, n, n_mapped=2), static_argnums=2
-    )
+    return jax.jit(lambda keys, positions: mapped(keys, positions, num_steps, n_mapped=2))
 
 
 @functools.lru_cache(maxsize=64)
@@ -92,7 +90,7 @@ def make_chunk_fn(
 def sequential_chains(batch_size: int | None = None):
     """Within the block, ``run_chains`` maps chains with ``lax.map`` (this process only)."""
     saved = run_mod._make_warmup_fn, run_mod._make_chunk_fn
-    run_mod._make_warmup_fn = lambda sampler: make_warmup_fn(sampler, batch_size)
+    run_mod._make_warmup_fn = lambda sampler, num_steps: make_warmup_fn(sampler, num_steps, batch_size)
     run_mod._make_chunk_fn = lambda sampler, record_fn, thin, num_draws: make_chunk_fn(
         sampler, record_fn, thin, num_draws, batch_size
     )

@@ -77,6 +77,20 @@ def provenance_attrs(config: dict[str, Any], *, kind: str) -> dict[str, str]:
         "surf_config": json.dumps(config, default=_json_default, sort_keys=True),
         "surf_versions": json.dumps(versions(), sort_keys=True),
         "surf_created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "surf_placement": json.dumps(_placement(), sort_keys=True),
+    }
+
+
+def _placement() -> dict[str, Any]:
+    """Where the run ran (the draws do not depend on it; timings do)."""
+    import jax
+
+    from samplers.placement import default_devices
+
+    return {
+        "backend": jax.default_backend(),
+        "devices_per_process": default_devices() or jax.local_device_count(),
+        "process_count": jax.process_count(),
     }
 
 
@@ -132,7 +146,12 @@ def check_writable(path: str | os.PathLike, *, force: bool) -> Path:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, force: bool) -> Path:
-    """Call ``write(tmp)`` then rename ``tmp`` to ``path`` (same folder, so the rename is atomic)."""
+    """Call ``write(tmp)`` then rename ``tmp`` to ``path`` (same folder, so the rename is atomic).
+
+    In a multi-process run (``surf --distributed``) only process 0 writes.
+    """
+    if not _is_writer():
+        return Path(path)
     path = check_writable(path, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -146,6 +165,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, forc
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
+
+
+def _is_writer() -> bool:
+    import jax
+
+    return jax.process_index() == 0
 
 
 def save_datatree(dt: xr.DataTree, path: str | os.PathLike, *, force: bool = False) -> Path:

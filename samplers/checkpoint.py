@@ -50,8 +50,13 @@ def _atomic(path: Path, write) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, tree: Any, meta: dict[str, Any]) -> Path:
-    """Write the leaves of ``tree`` and ``meta`` (one atomic file) plus a readable JSON copy."""
+    """Write the leaves of ``tree`` and ``meta`` (one atomic file) plus a readable JSON copy.
+
+    In a multi-process run only process 0 writes (the others return the path).
+    """
     npz_path, json_path = checkpoint_paths(path)
+    if jax.process_index() != 0:
+        return npz_path
     leaves = [np.asarray(jax.device_get(x)) for x in jax.tree.leaves(tree)]
     for i, leaf in enumerate(leaves):
         if leaf.dtype == object:

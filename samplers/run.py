@@ -34,8 +34,9 @@ import numpy as np
 
 from samplers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from samplers.kernels import Sampler
+from samplers.placement import ChainLayout, chain_layout, gather, is_writer
 
-__all__ = ["Trace", "run_chains", "chain_keys", "chain_sharding", "run_final_positions"]
+__all__ = ["Trace", "run_chains", "chain_keys", "run_final_positions"]
 
 
 class Trace(NamedTuple):
@@ -55,21 +56,6 @@ def chain_keys(rng_key: jax.Array, num_chains: int, start: int = 0) -> jax.Array
     """Key of each chain, ``fold_in(rng_key, chain_index)``."""
     index = jnp.arange(start, start + num_chains, dtype=jnp.uint32)
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng_key, index)
-
-
-def chain_sharding(num_chains: int, devices: int | None = None):
-    """``(NamedSharding over a 'chains' mesh axis or None, padded chain count)``."""
-    available = jax.local_device_count()
-    n = available if devices is None else int(devices)
-    if n < 1 or n > available:
-        raise ValueError(f"devices must be between 1 and {available} (the local devices), got {devices}")
-    if n == 1:
-        return None, num_chains
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-    mesh = Mesh(np.array(jax.local_devices()[:n]), ("chains",))
-    padded = -(-num_chains // n) * n
-    return NamedSharding(mesh, PartitionSpec("chains")), padded
 
 
 def _tree_where(flag, new, old):
@@ -138,15 +124,33 @@ def _sequential(sampler: Sampler) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _make_warmup_fn(sampler: Sampler):
-    """Jitted warmup over chains; cached so repeated runs do not trace again."""
+def _make_warmup_fn(sampler: Sampler, num_steps: int):
+    """Jitted ``(keys, positions) -> (states, params)`` over chains; cached so runs do not trace again."""
     if _sequential(sampler):
 
-        def over_chains(keys, positions, num_steps):
+        def over_chains(keys, positions):
             return jax.lax.map(lambda xs: sampler.warmup(xs[0], xs[1], num_steps), (keys, positions))
 
-        return jax.jit(over_chains, static_argnums=2)
-    return jax.jit(jax.vmap(sampler.warmup, in_axes=(0, 0, None)), static_argnums=2)
+        return jax.jit(over_chains)
+    return jax.jit(jax.vmap(lambda k, p: sampler.warmup(k, p, num_steps)))
+
+
+def _concat_chains(blocks):
+    """Per-device pieces (on device) -> one host tree along the chain axis."""
+    blocks = jax.device_get(blocks)
+    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *blocks)
+
+
+def _join(layout: ChainLayout, carry):
+    """Per-device ``(states, params, alive)`` -> the whole run's, as host arrays."""
+    return gather(_concat_chains(carry))
+
+
+def _split(layout: ChainLayout, tree):
+    """The whole run's host arrays -> this process's per-device blocks."""
+    leaves, treedef = jax.tree.flatten(tree)
+    per_leaf = [layout.blocks(np.asarray(x)) for x in leaves]
+    return [jax.tree.unflatten(treedef, list(block)) for block in zip(*per_leaf, strict=True)]
 
 
 def _concat(pieces):
@@ -175,7 +179,7 @@ def _resume(path, sampler, chunk_maker, warmup_keys, draw_keys, positions, num_w
                 f"{value!r}; resume with the same settings or start over with --force"
             )
     states, params = jax.eval_shape(
-        lambda k, p: _make_warmup_fn(sampler)(k, p, int(num_warmup)), warmup_keys, positions
+        _make_warmup_fn(sampler, int(num_warmup)), warmup_keys, positions
     )
     alive = jax.ShapeDtypeStruct((positions.shape[0],), jnp.bool_)
     records = _out_template(chunk_maker, draw_keys, states, params, alive)
@@ -216,6 +220,16 @@ def _compiled(fn, *args):
     return _COMPILED[key]
 
 
+def _compile_each(compile_one, per_device_args):
+    """One compiled program per device, compiled concurrently (XLA releases the GIL)."""
+    if len(per_device_args) == 1:
+        return [compile_one(*per_device_args[0])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(per_device_args)) as pool:
+        return list(pool.map(lambda a: compile_one(*a), per_device_args))
+
+
 def _mask(alive, x):
     """NaN for a stopped chain's values (integers and booleans are kept)."""
     x = jnp.asarray(x)
@@ -239,7 +253,7 @@ def run_chains(
     checkpoint: str | Path | None = None,
     resume: bool = False,
     checkpoint_meta: dict[str, Any] | None = None,
-    devices: int | None = 1,
+    devices: int | None = None,
 ) -> Trace:
     """Run ``sampler`` from ``positions`` (shape ``(num_chains, dim)``).
 
@@ -277,13 +291,12 @@ def run_chains(
         resume they must match, so a checkpoint is never continued with
         other settings.
     devices
-        Spread the chains over this many local devices (``None``: all of
-        them; default 1) with a ``jax.sharding.Mesh`` whose one axis is
-        ``chains``. Chains are padded to a multiple of the device count (the
-        padding is dropped). Non-adaptive kernels give the same bits on any
-        device count; adaptive warmups (dual averaging, window adaptation)
-        differ at the level of float rounding, which their feedback then
-        amplifies, so the default stays on one device until that is solved.
+        Local devices per process to spread the chains over (``None``: the
+        default of :func:`samplers.placement.use_devices`, normally every
+        local device). Chains are padded to fill equal blocks, one block per
+        device (the padding is dropped); each device runs the same
+        one-device program, so the draws are the same bits on any device
+        count and in a multi-process run (:mod:`samplers.placement`).
 
     Returns
     -------
@@ -309,14 +322,14 @@ def run_chains(
     if positions.ndim != 2:
         raise ValueError(f"positions must have shape (num_chains, dim), got {positions.shape}")
     num_chains = positions.shape[0]
-    sharding, padded = chain_sharding(num_chains, devices)
-    if padded > num_chains:  # extra chains keep the mesh even; they are dropped at the end
+    layout = chain_layout(num_chains, devices)
+    padded = layout.padded
+    if padded > num_chains:  # extra chains keep the blocks even; they are dropped at the end
         positions = jnp.concatenate([positions, jnp.repeat(positions[-1:], padded - num_chains, 0)])
     keys = chain_keys(rng_key, padded, first_chain)
     split = jax.vmap(jax.random.split)(keys)
     warmup_keys, draw_keys = split[:, 0], split[:, 1]
-    if sharding is not None:
-        positions, warmup_keys, draw_keys = jax.device_put((positions, warmup_keys, draw_keys), sharding)
+    draw_blocks = layout.blocks(draw_keys)
 
     if chunk_size is None:
         chunk_size = min(10_000, max(1, math.ceil(num_draws / 20)))
@@ -326,41 +339,58 @@ def run_chains(
     meta = dict(checkpoint_meta or {}, num_draws=int(num_draws), chunk_size=chunk_size,
                 num_chains=int(num_chains), num_warmup=int(num_warmup), thin=int(thin))
 
+    def save(carry, pieces, chunks_done):
+        """Every process joins the gather; process 0 writes."""
+        states, params, alive = _join(layout, carry)
+        if is_writer():
+            _save(checkpoint, states, params, alive, pieces, chunks_done, warmup_seconds, meta, chunk_maker, draw_keys)
+
     start = time.perf_counter()
     if resume:
         states, params, alive, pieces, first_chunk, warmup_seconds = _resume(
             checkpoint, sampler, chunk_maker, warmup_keys, draw_keys, positions, num_warmup, meta
         )
-        if sharding is not None:
-            states, params, alive = jax.device_put((states, params, alive), sharding)
+        carry = _split(layout, (states, params, alive))
     else:
-        states, params = _make_warmup_fn(sampler)(warmup_keys, positions, int(num_warmup))
-        jax.block_until_ready(states)
+        warmup = _make_warmup_fn(sampler, int(num_warmup))
+        args = list(zip(layout.blocks(warmup_keys), layout.blocks(positions), strict=True))
+        warmups = _compile_each(functools.partial(_compiled, warmup), args)
+        carry = [
+            (*fn(k, p), jax.device_put(jnp.ones(layout.per_device, bool), d))
+            for fn, (k, p), d in zip(warmups, args, layout.devices, strict=True)
+        ]
+        jax.block_until_ready(carry)
         warmup_seconds = time.perf_counter() - start
-        alive = jnp.ones(padded, dtype=bool)
-        if sharding is not None:
-            alive = jax.device_put(alive, sharding)
         pieces, first_chunk = [], 0
         if checkpoint is not None:
-            _save(checkpoint, states, params, alive, pieces, 0, warmup_seconds, meta, chunk_maker, draw_keys)
+            save(carry, pieces, 0)
 
     start = time.perf_counter()
-    chunk_fn = _compiled(chunk_maker, draw_keys, states, params, alive, jnp.uint32(0))
+    chunk_fns = _compile_each(
+        lambda k, c, d: _compiled(chunk_maker, k, *c, jax.device_put(jnp.uint32(0), d)),
+        list(zip(draw_blocks, carry, layout.devices, strict=True)),
+    )
     compile_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     with _progress(progress, description, num_draws) as advance:
         advance(min(num_draws, first_chunk * chunk_size))
         for c in range(first_chunk, num_chunks):
-            states, alive, out = chunk_fn(draw_keys, states, params, alive, jnp.uint32(c * chunk_size))
-            pieces.append(jax.device_get(out))
+            outs = [  # dispatched to every device before any result is awaited
+                fn(k, *block, jax.device_put(jnp.uint32(c * chunk_size), d))
+                for fn, k, block, d in zip(chunk_fns, draw_blocks, carry, layout.devices, strict=True)
+            ]
+            carry = [(states, params, alive) for (states, alive, _), (_, params, _) in zip(outs, carry, strict=True)]
+            pieces.append(gather(_concat_chains([out for _, _, out in outs])))
             done = min(num_draws, (c + 1) * chunk_size)
             if checkpoint is not None:
-                _save(checkpoint, states, params, alive, pieces, c + 1, warmup_seconds, meta, chunk_maker, draw_keys)
+                save(carry, pieces, c + 1)
             advance(done)
             if on_chunk is not None:
-                on_chunk(done, (states, alive))
+                joined = _join(layout, carry)
+                on_chunk(done, (joined[0], joined[2]))
     sampling_seconds = time.perf_counter() - start
+    params = _join(layout, carry)[1]
 
     records, stats = _concat(pieces)
     records, stats = jax.tree.map(lambda x: x[:num_chains, :num_draws], (records, stats))

@@ -44,7 +44,62 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_parser(sub)
     explore.add_parser(sub)
     llc.add_parser(sub)
+    for name, command in sub.choices.items():
+        if name != "report":
+            _add_scale_arguments(command)
     return parser
+
+
+def _add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    from surf.common import positive_int
+
+    group = parser.add_argument_group("scaling out (README: Scaling out)")
+    group.add_argument("--devices", type=positive_int, default=None,
+                       help="local devices per process to spread chains/runs over (default: all of them); "
+                            "the draws do not depend on it")
+    group.add_argument("--distributed", action="store_true",
+                       help="multi-host: jax.distributed.initialize() from JAX_COORDINATOR_ADDRESS, "
+                            "JAX_NUM_PROCESSES, JAX_PROCESS_ID or SLURM; process 0 writes the results")
+
+
+def _join_distributed() -> None:
+    """``--distributed``: start ``jax.distributed`` before anything touches a device.
+
+    It has to come before the recipes are imported (BlackJAX computes
+    constants at import time, which starts the backend).
+    """
+    import jax
+
+    from samplers.placement import initialize
+
+    try:
+        initialize()
+    except (RuntimeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"--distributed: could not join the run ({first}); set JAX_COORDINATOR_ADDRESS, "
+                        "JAX_NUM_PROCESSES and JAX_PROCESS_ID, or launch under SLURM") from None
+    # One process speaks for the run. C++ libraries (Gloo) print banners on
+    # file descriptor 1: point it at stderr and give Python the real stdout.
+    sys.stdout.flush()
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+    if jax.process_index() == 0:
+        sys.stdout = os.fdopen(real_stdout, "w")
+    else:
+        os.close(real_stdout)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
+def _check_devices(args: argparse.Namespace) -> int | None:
+    """``--devices`` within what this process sees; returns the device count to use."""
+    import jax
+
+    devices = getattr(args, "devices", None)
+    available = jax.local_device_count()
+    if devices is not None and devices > available:
+        raise UserError(f"--devices {devices}: this process sees {available} local device(s) "
+                        f"({jax.default_backend()}); choose 1..{available}")
+    return devices
 
 
 # Options whose value may start with "-" (a negative number list such as -1,1).
@@ -75,6 +130,12 @@ def _raise_interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("SURF_DEBUG"))
+    if "--distributed" in argv:
+        try:
+            _join_distributed()
+        except UserError as err:
+            sys.stderr.write(f"surf: error: {err}\n")
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -85,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     enable_compilation_cache(args.cache_dir)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return int(args.func(args) or 0)
+        from samplers.placement import use_devices
+
+        with use_devices(_check_devices(args)):
+            return int(args.func(args) or 0)
     except UserError as err:
         if debug:
             raise

@@ -58,15 +58,22 @@ def prepare_checkpoint(out: str | None, *, resume: bool, force: bool) -> Path | 
             raise UserError(
                 f"an interrupted run left {path}.npz; add --resume to continue it or --force to start over"
             )
-        for p in checkpoint_paths(path):
-            p.unlink(missing_ok=True)
+        _unlink_checkpoint(path)
     return path
 
 
 def remove_checkpoint(path: Path | None) -> None:
+    if path is not None:
+        _unlink_checkpoint(path)
+
+
+def _unlink_checkpoint(path: Path) -> None:
+    """Delete a checkpoint (process 0 only: in a multi-process run it owns the files)."""
+    import jax
+
     from samplers.checkpoint import checkpoint_paths
 
-    if path is not None:
+    if jax.process_index() == 0:
         for p in checkpoint_paths(path):
             p.unlink(missing_ok=True)
 

@@ -1,32 +1,55 @@
-"""Chains over several (forced) host devices."""
+"""Chains over several devices: forced host devices and two processes on loopback.
+
+The contract (``samplers.placement``): the same seed gives the same bits on
+any device count and in a multi-process run, for every kind of kernel,
+adaptive ones included.
+"""
+
+from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import textwrap
 
+FOUR = "--xla_force_host_platform_device_count=4"
 
-def test_chains_sharded_over_four_host_devices_match_one_device(tmp_path):
-    script = textwrap.dedent(
-        """
+
+def _python(script: str, env_extra: dict, cwd, timeout=600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, JAX_PLATFORMS="cpu", **env_extra)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=timeout)
+
+
+def test_every_kernel_gives_the_same_bits_on_1_2_3_4_devices(tmp_path, repo_root):
+    script = """
         import jax, numpy as np
         from models.toy import toy_target
         from samplers.kernels import SamplerOptions, build_sampler
         from samplers.run import run_chains
+        from samplers.placement import chain_layout
         assert jax.local_device_count() == 4
         t = toy_target("cross", beta=20.0)
-        s = build_sampler("sgd", t, SamplerOptions(step_size=1e-3))
-        pos = t.init_fn(jax.random.key(1), 6)
-        kw = dict(record_fn=t.record_fn, num_warmup=50, num_draws=200, progress=False)
-        one = run_chains(jax.random.key(0), s, pos, devices=1, **kw)
-        for d in (2, 4):
-            many = run_chains(jax.random.key(0), s, pos, devices=d, **kw)
-            assert many.draws["x"].shape == (6, 200, 2)
-            np.testing.assert_array_equal(one.draws["x"], many.draws["x"])
+        pos = t.init_fn(jax.random.key(1), 7)  # 7 chains: padded differently on 2, 3 and 4 devices
+        kw = dict(record_fn=t.record_fn, num_warmup=100, num_draws=60, progress=False, chunk_size=25)
+        for name, opts in [("sgd", SamplerOptions(step_size=1e-3)), ("mala", SamplerOptions()),
+                           ("hmc", SamplerOptions(mass_matrix="identity")), ("nuts", SamplerOptions()),
+                           ("sghmc", SamplerOptions(step_size=1e-4))]:
+            s = build_sampler(name, t, opts)
+            one = run_chains(jax.random.key(0), s, pos, devices=1, **kw)
+            for d in (2, 3, 4):
+                many = run_chains(jax.random.key(0), s, pos, devices=d, **kw)
+                assert many.draws["x"].shape == (7, 60, 2)
+                np.testing.assert_array_equal(one.draws["x"], many.draws["x"], err_msg=f"{name} on {d}")
+                for k in one.stats:
+                    np.testing.assert_array_equal(one.stats[k], many.stats[k], err_msg=f"{name} {k} on {d}")
+                for k in one.params:
+                    np.testing.assert_array_equal(one.params[k], many.params[k], err_msg=f"{name} {k} on {d}")
+        lay = chain_layout(7, 3)
+        assert (lay.per_device, lay.padded, len(lay.devices)) == (3, 9, 3)
+        assert len(chain_layout(1, 4).devices) == 1  # never more devices than chains
         print("ok")
-        """
-    )
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    """
+    proc = _python(script, {"XLA_FLAGS": FOUR, "PYTHONPATH": str(repo_root)}, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "ok"

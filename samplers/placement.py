@@ -1,0 +1,176 @@
+"""Where chains run: devices, processes, and the one rule that keeps answers equal.
+
+A run of ``C`` chains on ``D`` devices pads ``C`` up to a multiple of ``D``
+and gives device ``g`` (numbered across all processes, process by process)
+the contiguous block of chains ``[g * per, (g + 1) * per)``. Every device
+runs the same single-device program on its block, dispatched asynchronously
+by JAX, and the blocks form one global ``jax.Array`` whose
+``NamedSharding`` has a ``chains`` mesh axis (:func:`global_chains`).
+
+Why not one SPMD-partitioned ``jit`` over the mesh? Measured: XLA compiles a
+partitioned program (``num_partitions > 1``) through a different pipeline
+from a one-device program, and the float rounding differs at the last bit
+(for example in dual averaging). Samplers with adaptation feed that back,
+so 1 and 4 devices gave different draws. Running the one-device program on
+each block gives the same bits on any device count (tested), at the cost of
+one compilation per device.
+
+Several hosts: :func:`initialize` starts ``jax.distributed`` (coordinator,
+process count and id from the environment, or detected from SLURM / Open
+MPI by JAX). Each process runs the blocks of its local devices; results are
+joined with :func:`jax.experimental.multihost_utils.process_allgather`, so
+every process holds the whole run and only process 0 writes files
+(:func:`is_writer`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = [
+    "ChainLayout",
+    "chain_layout",
+    "use_devices",
+    "default_devices",
+    "initialize",
+    "is_writer",
+    "gather",
+    "global_chains",
+]
+
+_DEFAULT_DEVICES: list[int | None] = [None]
+
+
+def default_devices() -> int | None:
+    """The device count runs use when none is given (``None``: every local device)."""
+    return _DEFAULT_DEVICES[-1]
+
+
+@contextlib.contextmanager
+def use_devices(devices: int | None):
+    """Within the block, runs use ``devices`` local devices per process by default."""
+    if devices is not None and int(devices) < 1:
+        raise ValueError(f"devices must be >= 1, got {devices}")
+    _DEFAULT_DEVICES.append(devices)
+    try:
+        yield
+    finally:
+        _DEFAULT_DEVICES.pop()
+
+
+@dataclass(frozen=True)
+class ChainLayout:
+    """How ``num_chains`` chains are laid out on devices (see the module docstring)."""
+
+    num_chains: int
+    per_device: int
+    devices: tuple  # this process's devices, in block order
+    first_device: int  # global index of devices[0]
+    num_devices: int  # across all processes
+
+    @property
+    def padded(self) -> int:
+        return self.per_device * self.num_devices
+
+    @property
+    def local_slice(self) -> slice:
+        start = self.first_device * self.per_device
+        return slice(start, start + self.per_device * len(self.devices))
+
+    def blocks(self, array):
+        """This process's rows of a global ``(padded, ...)`` array, one piece per device."""
+        rows = self.local_slice
+        return [
+            jax.device_put(array[rows.start + i * self.per_device : rows.start + (i + 1) * self.per_device], d)
+            for i, d in enumerate(self.devices)
+        ]
+
+
+def chain_layout(num_chains: int, devices: int | None = None) -> ChainLayout:
+    """Lay ``num_chains`` chains on ``devices`` local devices per process.
+
+    ``devices=None`` takes :func:`default_devices` (all local devices unless
+    set). No more devices are used than there are chains to fill them.
+    """
+    if devices is None:
+        devices = default_devices()
+    available = jax.local_device_count()
+    n = available if devices is None else int(devices)
+    if n < 1 or n > available:
+        raise ValueError(f"devices must be between 1 and {available} (the local devices), got {devices}")
+    processes = jax.process_count()
+    n = max(1, min(n, math.ceil(num_chains / processes)))
+    total = n * processes
+    per = math.ceil(num_chains / total)
+    return ChainLayout(
+        num_chains=int(num_chains),
+        per_device=per,
+        devices=tuple(jax.local_devices()[:n]),
+        first_device=jax.process_index() * n,
+        num_devices=total,
+    )
+
+
+def gather(tree: Any) -> Any:
+    """Host arrays of this process's chains -> the whole run's, on every process."""
+    tree = jax.device_get(tree)
+    if jax.process_count() == 1:
+        return tree
+    from jax.experimental import multihost_utils
+
+    return jax.device_get(multihost_utils.process_allgather(tree, tiled=True))
+
+
+def global_chains(layout: ChainLayout, blocks: list) -> Any:
+    """Per-device blocks -> one ``jax.Array`` per leaf over a ``chains`` mesh axis.
+
+    For users who keep working on device (the run loop itself moves blocks
+    to the host): the result is sharded exactly as the blocks were placed.
+    """
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh_devices = [d for p in range(jax.process_count()) for d in _process_devices(p)[: len(layout.devices)]]
+    mesh = Mesh(np.array(mesh_devices), ("chains",))
+    sharding = NamedSharding(mesh, PartitionSpec("chains"))
+
+    def join(*pieces):
+        shape = (layout.padded, *pieces[0].shape[1:])
+        return jax.make_array_from_single_device_arrays(shape, sharding, list(pieces))
+
+    return jax.tree.map(join, *blocks)
+
+
+def _process_devices(process: int) -> list:
+    return sorted((d for d in jax.devices() if d.process_index == process), key=lambda d: d.id)
+
+
+def is_writer() -> bool:
+    """Only process 0 writes result files and checkpoints."""
+    return jax.process_index() == 0
+
+
+def initialize() -> dict[str, int]:
+    """Start ``jax.distributed`` for a multi-host run (``surf --distributed``).
+
+    ``JAX_COORDINATOR_ADDRESS`` (host:port of process 0), ``JAX_NUM_PROCESSES``
+    and ``JAX_PROCESS_ID`` are read when set; otherwise JAX detects SLURM or
+    Open MPI. Must run before anything touches a JAX device.
+    """
+    kwargs: dict[str, Any] = {}
+    if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        kwargs["coordinator_address"] = os.environ["JAX_COORDINATOR_ADDRESS"]
+    for env, name in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+        if os.environ.get(env):
+            try:
+                kwargs[name] = int(os.environ[env])
+            except ValueError:
+                raise ValueError(f"{env} must be an integer, got {os.environ[env]!r}") from None
+    jax.distributed.initialize(**kwargs)
+    return {"process_index": jax.process_index(), "process_count": jax.process_count()}
