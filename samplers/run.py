@@ -23,6 +23,7 @@ import functools
 import json
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -142,14 +143,16 @@ def _concat_chains(blocks):
 
 
 def _join(layout: ChainLayout, carry):
-    """Per-device ``(states, params, alive)`` -> the whole run's, as host arrays."""
-    return gather(_concat_chains(carry))
+    """Per-device blocks -> the whole run's host arrays, padding chains dropped."""
+    return jax.tree.map(lambda x: x[: layout.num_chains], gather(_concat_chains(carry)))
 
 
 def _split(layout: ChainLayout, tree):
-    """The whole run's host arrays -> this process's per-device blocks."""
+    """The whole run's host arrays -> this process's per-device blocks (padded as the layout says)."""
     leaves, treedef = jax.tree.flatten(tree)
-    per_leaf = [layout.blocks(np.asarray(x)) for x in leaves]
+    extra = layout.padded - layout.num_chains
+    leaves = [np.concatenate([x, np.repeat(x[-1:], extra, 0)]) if extra else np.asarray(x) for x in leaves]
+    per_leaf = [layout.blocks(x) for x in leaves]
     return [jax.tree.unflatten(treedef, list(block)) for block in zip(*per_leaf, strict=True)]
 
 
@@ -198,6 +201,7 @@ def _resume(path, sampler, chunk_maker, warmup_keys, draw_keys, positions, num_w
 
 
 _COMPILED: dict[Any, Any] = {}
+_COMPILED_LOCK = threading.Lock()
 
 
 def _compiled(fn, *args):
@@ -213,11 +217,15 @@ def _compiled(fn, *args):
         treedef,
         tuple((jnp.shape(x), jnp.result_type(x), getattr(x, "sharding", None)) for x in leaves),
     )
-    if key not in _COMPILED:
-        if len(_COMPILED) > 128:
-            _COMPILED.clear()
-        _COMPILED[key] = fn.lower(*args).compile()
-    return _COMPILED[key]
+    with _COMPILED_LOCK:  # devices compile concurrently (see _compile_each)
+        hit = _COMPILED.get(key)
+    if hit is None:
+        hit = fn.lower(*args).compile()
+        with _COMPILED_LOCK:
+            if len(_COMPILED) > 128:
+                _COMPILED.clear()
+            _COMPILED[key] = hit
+    return hit
 
 
 def _compile_each(compile_one, per_device_args):
@@ -343,12 +351,14 @@ def run_chains(
         """Every process joins the gather; process 0 writes."""
         states, params, alive = _join(layout, carry)
         if is_writer():
-            _save(checkpoint, states, params, alive, pieces, chunks_done, warmup_seconds, meta, chunk_maker, draw_keys)
+            _save(checkpoint, states, params, alive, pieces, chunks_done, warmup_seconds, meta, chunk_maker,
+                  draw_keys[:num_chains])
 
     start = time.perf_counter()
     if resume:
+        real = slice(0, num_chains)  # checkpoints hold the real chains only: any layout can resume them
         states, params, alive, pieces, first_chunk, warmup_seconds = _resume(
-            checkpoint, sampler, chunk_maker, warmup_keys, draw_keys, positions, num_warmup, meta
+            checkpoint, sampler, chunk_maker, warmup_keys[real], draw_keys[real], positions[real], num_warmup, meta
         )
         carry = _split(layout, (states, params, alive))
     else:
@@ -381,7 +391,7 @@ def run_chains(
                 for fn, k, block, d in zip(chunk_fns, draw_blocks, carry, layout.devices, strict=True)
             ]
             carry = [(states, params, alive) for (states, alive, _), (_, params, _) in zip(outs, carry, strict=True)]
-            pieces.append(gather(_concat_chains([out for _, _, out in outs])))
+            pieces.append(_join(layout, [out for _, _, out in outs]))
             done = min(num_draws, (c + 1) * chunk_size)
             if checkpoint is not None:
                 save(carry, pieces, c + 1)
@@ -416,12 +426,14 @@ def run_final_positions(
     batch_size: int = 65_536,
     progress: bool | None = None,
     description: str = "runs",
+    devices: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Where many independent runs end after ``num_steps`` steps.
 
     The runs are processed in batches of ``batch_size`` (memory stays bounded
     and the working set stays in cache), each run keyed by its global index,
-    so the result does not depend on ``batch_size``. Returns arrays of shape
+    so the result does not depend on ``batch_size`` (nor on ``devices``, which
+    :func:`run_chains` spreads each batch over). Returns arrays of shape
     ``(num_runs, ...)``; a run that hit a non-finite value is NaN.
     """
     if int(batch_size) < 1:
@@ -446,6 +458,7 @@ def run_final_positions(
                 thin=num_steps,
                 progress=False,
                 first_chain=first,
+                devices=devices,
             )
             out.append({k: v[:count, 0] for k, v in trace.draws.items()})
             advance(first + count)

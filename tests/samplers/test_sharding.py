@@ -53,3 +53,35 @@ def test_every_kernel_gives_the_same_bits_on_1_2_3_4_devices(tmp_path, repo_root
     proc = _python(script, {"XLA_FLAGS": FOUR, "PYTHONPATH": str(repo_root)}, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "ok"
+
+
+def test_a_run_interrupted_on_four_devices_resumes_on_one_with_the_same_bits(tmp_path, repo_root):
+    script = """
+        import jax, numpy as np
+        from models.toy import toy_target
+        from samplers.kernels import SamplerOptions, build_sampler
+        from samplers.run import run_chains
+        t = toy_target("cross", beta=20.0)
+        s = build_sampler("mala", t, SamplerOptions())
+        pos = t.init_fn(jax.random.key(1), 5)
+        kw = dict(record_fn=t.record_fn, num_warmup=80, num_draws=90, progress=False, chunk_size=30)
+        whole = run_chains(jax.random.key(0), s, pos, devices=1, **kw)
+
+        class Stop(Exception):
+            pass
+
+        def stop_after_two(done, carry):
+            if done == 60:
+                raise Stop
+        try:
+            run_chains(jax.random.key(0), s, pos, devices=4, checkpoint="ck", on_chunk=stop_after_two, **kw)
+        except Stop:
+            pass
+        resumed = run_chains(jax.random.key(0), s, pos, devices=1, checkpoint="ck", resume=True, **kw)
+        np.testing.assert_array_equal(whole.draws["x"], resumed.draws["x"])
+        np.testing.assert_array_equal(whole.params["step_size"], resumed.params["step_size"])
+        print("ok")
+    """
+    proc = _python(script, {"XLA_FLAGS": FOUR, "PYTHONPATH": str(repo_root)}, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "ok"
