@@ -109,9 +109,9 @@ def _as_target(problem: LLCProblem, logdensity: Callable, nbeta: float) -> Targe
     )
 
 
-def _record_fn(problem: LLCProblem) -> Callable:
+def _record_fn(problem: LLCProblem, with_loss: bool = True) -> Callable:
     def record(z):
-        out = {"loss": problem.loss_fn(z)}
+        out = {"loss": problem.loss_fn(z)} if with_loss else {}
         if problem.record_fn is not None:
             out.update(problem.record_fn(z))
         return out
@@ -199,14 +199,16 @@ def estimate_llc(
     else:
         raise ValueError(f"unknown LLC sampler {sampler!r}; choose sgld, sghmc, hmc, nuts or mala")
     positions = jnp.tile(problem.center[None], (chains, 1))
+    # SG samplers report the loss of their gradient's forward pass; the others record L_n per draw
+    record = _record_fn(problem, with_loss=sampler not in ("sgld", "sghmc"))
     trace = run_chains(
-        jax.random.key(seed), kern, positions, record_fn=_record_fn(problem), num_warmup=warmup,
+        jax.random.key(seed), kern, positions, record_fn=record, num_warmup=warmup,
         num_draws=draws, thin=thin, progress=progress, description=f"LLC {sampler} on {problem.name}",
     )
     if h is None and "step_size" in trace.params:
         h = float(np.mean(trace.params["step_size"]))
     loss0 = float(problem.loss_fn(problem.center))
-    losses = trace.draws["loss"]
+    losses = trace.draws["loss"] if "loss" in trace.draws else trace.stats["loss"]
     llc = llc_from_losses(losses, loss0, nbeta)
     grad_evals = chains * (warmup + draws * thin) * per_step
     if sampler == "nuts" and "n_steps" in trace.stats:

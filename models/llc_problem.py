@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["LLCProblem", "toy_llc_problem", "llc_logdensity", "TOY_NUM_DATA"]
+__all__ = ["LLCProblem", "toy_llc_problem", "llc_logdensity", "llc_logdensity_and_loss", "TOY_NUM_DATA"]
 
 # Toy potentials have no data: L_n = U and n is nominal; it only sets nbeta.
 TOY_NUM_DATA = 1_000_000
@@ -68,14 +68,29 @@ def toy_llc_problem(model: str, params=None, *, num_data: int | None = None) -> 
 
 def llc_logdensity(problem: LLCProblem, nbeta: float, localization: float) -> Callable:
     """``z -> -nbeta L_n(w) - gamma/2 ||w - w*||^2 + log|dw/dz|`` (``w = to_original(z)``)."""
-    center_w = problem.to_original(problem.center)
+    pair = llc_logdensity_and_loss(problem, nbeta, localization)
+    return lambda z: pair(z, None)[0]
 
-    def logdensity(z):
+
+def llc_logdensity_and_loss(
+    problem: LLCProblem, nbeta: float, localization: float, loss_of: Callable | None = None
+) -> Callable:
+    """``(z, batch) -> (log density, loss)``: :func:`llc_logdensity` with the loss it used.
+
+    ``loss_of(z, batch)`` is the loss (default: the full ``L_n``, ``batch``
+    ignored); a minibatch loss makes the log density the minibatch estimate.
+    """
+    center_w = problem.to_original(problem.center)
+    if loss_of is None:
+        loss_of = lambda z, _: problem.loss_fn(z)  # noqa: E731
+
+    def logdensity(z, batch):
         w = problem.to_original(z)
-        out = -nbeta * problem.loss_fn(z) + problem.log_det_fn(z)
+        loss = loss_of(z, batch)
+        out = -nbeta * loss + problem.log_det_fn(z)
         if localization > 0:
             out = out - 0.5 * localization * jnp.sum((w - center_w) ** 2)
-        return out
+        return out, loss
 
     return logdensity
 

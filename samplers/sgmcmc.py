@@ -8,14 +8,32 @@ per chain: too much for a network of 50 000 weights).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import blackjax
 import jax
 import jax.numpy as jnp
 
-from models.llc_problem import LLCProblem, llc_logdensity
+from models.llc_problem import LLCProblem, llc_logdensity_and_loss
 from samplers.kernels import Sampler, SGState, burn_in
 
-__all__ = ["SGState", "sg_sampler"]
+__all__ = ["SGState", "SGLDState", "sg_sampler"]
+
+
+class SGLDState(NamedTuple):
+    """SGLD's state: the position with its log density, gradient and loss.
+
+    The gradient for the next step is taken where the chain lands, and its
+    forward pass gives the loss and log density there, so a step costs one
+    forward and one backward pass (on the minibatch when there is one: the
+    loss is then the minibatch's, an unbiased estimate of ``L_n``, as in
+    devinterp).
+    """
+
+    position: jax.Array
+    logdensity: jax.Array
+    logdensity_grad: jax.Array
+    loss: jax.Array
 
 
 def sg_sampler(
@@ -42,66 +60,61 @@ def sg_sampler(
     """
     if name not in ("sgld", "sghmc"):
         raise ValueError(f"sg_sampler runs sgld or sghmc, got {name!r}")
-    full = llc_logdensity(problem, nbeta, localization)
     n = int(problem.data[0].shape[0]) if problem.data is not None else problem.num_data
     use_batches = batch_size is not None and problem.batch_loss_fn is not None and int(batch_size) < n
     if batch_size is not None and problem.batch_loss_fn is None:
         raise ValueError("--batch-size needs a target with data (a checkpoint); toy potentials are full batch")
-    center_w = problem.to_original(problem.center)
-
+    full_pair = jax.value_and_grad(llc_logdensity_and_loss(problem, nbeta, localization), has_aux=True)
     if use_batches:
         B = int(batch_size)
-
-        def batch_logdensity(z, batch):
-            w = problem.to_original(z)
-            out = -nbeta * problem.batch_loss_fn(z, batch) + problem.log_det_fn(z)
-            if localization > 0:
-                out = out - 0.5 * localization * jnp.sum((w - center_w) ** 2)
-            return out
-
-        grad_batch = jax.grad(batch_logdensity)
+        batch_pair = jax.value_and_grad(
+            llc_logdensity_and_loss(problem, nbeta, localization, problem.batch_loss_fn), has_aux=True
+        )
 
         def draw_batch(key):
             idx = jax.random.choice(key, n, (B,), replace=False)
             return tuple(a[idx] for a in problem.data)
-
-        def grad_estimator(position, minibatch):
-            return grad_batch(position, minibatch)
     else:
-        grad_full = jax.grad(full)
+        batch_pair = full_pair
 
         def draw_batch(key):
             return None
 
-        def grad_estimator(position, minibatch):
-            return grad_full(position)
-
     params = {"step_size": jnp.asarray(step_size, jnp.float32)}
     if name == "sgld":
-        kernel = blackjax.sgld.build_kernel()
+        langevin = blackjax.sgmcmc.diffusions.overdamped_langevin()
+
+        def init(position):
+            (lp, loss), grad = full_pair(position, None)
+            return SGLDState(position, lp, grad, loss)
 
         def step(rng_key, state, params):
+            # BlackJAX's SGLD update (its kernel's integrator) with the gradient
+            # carried from the previous step: one forward + backward pass per step
             k_batch, k_noise = jax.random.split(rng_key)
-            pos = kernel(k_noise, state.position, grad_estimator, draw_batch(k_batch), params["step_size"])
-            return SGState(pos), None
-    else:
-        kernel = blackjax.sghmc.build_kernel(alpha=sghmc_alpha)
+            position = langevin(k_noise, state.position, state.logdensity_grad, params["step_size"], 1.0)
+            (lp, loss), grad = batch_pair(position, draw_batch(k_batch))
+            return SGLDState(position, lp, grad, loss), None
 
-        def step(rng_key, state, params):
-            # one minibatch per proposal (all its leapfrog steps)
-            k_batch, k_noise = jax.random.split(rng_key)
-            pos = kernel(k_noise, state.position, grad_estimator, draw_batch(k_batch), params["step_size"],
-                         int(num_integration_steps))
-            return SGState(pos), None
+        def stats(state, info, params):
+            return {"lp": state.logdensity, "loss": state.loss, "step_size": params["step_size"]}
 
-    warmup = burn_in(step, SGState, params)
+        return Sampler(name, burn_in(step, init, params), step, stats, adjusted=False)
+
+    kernel = blackjax.sghmc.build_kernel(alpha=sghmc_alpha)
+
+    def grad_estimator(position, minibatch):
+        return batch_pair(position, minibatch)[1]
+
+    def step(rng_key, state, params):
+        # one minibatch per proposal (all its leapfrog steps)
+        k_batch, k_noise = jax.random.split(rng_key)
+        pos = kernel(k_noise, state.position, grad_estimator, draw_batch(k_batch), params["step_size"],
+                     int(num_integration_steps))
+        return SGState(pos), None
 
     def stats(state, info, params):
-        return {"lp": full(state.position), "step_size": params["step_size"]}
+        lp, loss = full_pair(state.position, None)[0]  # value only: XLA drops the unused gradient
+        return {"lp": lp, "loss": loss, "step_size": params["step_size"]}
 
-    return Sampler(name, warmup, step, stats, adjusted=False)
-
-
-# ------------------------------------------------------------------ estimate
-
-
+    return Sampler(name, burn_in(step, SGState, params), step, stats, adjusted=False)
