@@ -14,7 +14,14 @@ FIND_PYTHON = for c in python3.13 python3.12 python3 python; do \
 	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; exit 0; }; \
 	done; exit 1
 
-.PHONY: setup demo test bench lint clean
+# The PyTorch peer of benchmarks/bench_llc_torch.py lives in its own venv (torch is
+# never a dependency of ours): any Python torch has wheels for; the pinned release is
+# the one known to work here (override: make bench-peers TORCH_SPEC='torch==2.9.1').
+TORCH_PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+TORCH_STAMP := .venv-torch/.installed
+
+.PHONY: setup demo test bench bench-peers lint clean
 
 setup: $(STAMP)
 
@@ -34,10 +41,18 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	-@$(MAKE) --no-print-directory bench-peers || echo "PyTorch peer unavailable: its benchmark row will say so"
 	$(PY) benchmarks/run_all.py
+
+bench-peers: $(TORCH_STAMP)
+
+$(TORCH_STAMP):
+	$(TORCH_PYTHON) -m venv .venv-torch
+	.venv-torch/bin/python -m pip install --quiet '$(TORCH_SPEC)' numpy
+	@touch $(TORCH_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-torch runs .pytest_cache

@@ -155,7 +155,7 @@ def main(quick: bool = False, seeds: int = 3, network: bool = True, json_path: s
             out.append({
                 "name": f"llc default MLP checkpoint: {unit}", "ours": net[key], "peer": None,
                 "peer_name": None, "unit": unit, "ratio": None, "runs": 1, "machine": mach,
-                "notes": f"{net['chains']} chains; {net['command']}; no PyTorch peer (not installed)",
+                "notes": f"{net['chains']} chains; {net['command']}; the PyTorch peer is bench_llc_torch.py",
                 "spread": {"ours": spread([net[key]])},
             })
     return out

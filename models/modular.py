@@ -124,16 +124,37 @@ def init_mlp(rng_key: jax.Array, p: int, *, embed_dim: int = 64, hidden: int = 2
     }
 
 
+@jax.custom_vjp
+def _rows(table: jax.Array, index: jax.Array) -> jax.Array:
+    """``table[index]``: a gather forward, a one-hot matmul backward.
+
+    The gather is free of arithmetic; its own backward (a scatter-add) is
+    slow on CPU, so the cotangent of ``table`` is ``one_hot(index).T @ g``,
+    the same dot XLA differentiates a one-hot matmul into (same values).
+    """
+    return jnp.take(table, index, axis=0)
+
+
+def _rows_fwd(table, index):
+    return _rows(table, index), (index, table.shape[0])
+
+
+def _rows_bwd(residual, g):
+    index, rows = residual
+    return jax.nn.one_hot(index, rows, dtype=g.dtype).T @ g, None
+
+
+_rows.defvjp(_rows_fwd, _rows_bwd)
+
+
 def mlp_apply(params: dict, x: jax.Array) -> jax.Array:
     """Logits ``(n, p)`` for inputs ``x`` of shape ``(n, 2)``."""
     # concat(E_a[a], E_b[b]) @ W1 == (E_a @ W1_a)[a] + (E_b @ W1_b)[b]: the
-    # tables are multiplied first (p rows, not n), and rows are picked by
-    # one-hot matmuls rather than gathers, whose backward (a scatter-add) is
-    # slow on CPU.
-    p, e = params["embed_a"].shape
+    # tables are multiplied first (p rows, not n), then rows are picked.
+    e = params["embed_a"].shape[1]
     table_a = params["embed_a"] @ params["w1"][:e]
     table_b = params["embed_b"] @ params["w1"][e:]
-    h = jax.nn.one_hot(x[:, 0], p) @ table_a + jax.nn.one_hot(x[:, 1], p) @ table_b
+    h = _rows(table_a, x[:, 0]) + _rows(table_b, x[:, 1])
     h = jax.nn.relu(h + params["b1"])
     return h @ params["w2"] + params["b2"]
 

@@ -27,7 +27,7 @@ def test_every_kernel_gives_the_same_bits_on_1_2_3_4_devices(tmp_path, repo_root
         from models.toy import toy_target
         from samplers.kernels import SamplerOptions, build_sampler
         from samplers.run import run_chains
-        from samplers.placement import chain_layout
+        from samplers.placement import chain_layout, global_chains
         assert jax.local_device_count() == 4
         t = toy_target("cross", beta=20.0)
         pos = t.init_fn(jax.random.key(1), 7)  # 7 chains: padded differently on 2, 3 and 4 devices
@@ -48,6 +48,14 @@ def test_every_kernel_gives_the_same_bits_on_1_2_3_4_devices(tmp_path, repo_root
         lay = chain_layout(7, 3)
         assert (lay.per_device, lay.padded, len(lay.devices)) == (3, 9, 3)
         assert len(chain_layout(1, 4).devices) == 1  # never more devices than chains
+        # memory: each device holds its own block only
+        blocks = lay.blocks(np.arange(9.0))
+        assert [b.shape for b in blocks] == [(3,)] * 3
+        assert [next(iter(b.devices())) for b in blocks] == list(lay.devices)
+        whole = global_chains(lay, blocks)
+        assert whole.sharding.spec == jax.sharding.PartitionSpec("chains") and whole.sharding.mesh.shape["chains"] == 3
+        np.testing.assert_array_equal(np.asarray(whole), np.arange(9.0))
+        assert [s.data.shape for s in whole.addressable_shards] == [(3,)] * 3
         print("ok")
     """
     proc = _python(script, {"XLA_FLAGS": FOUR, "PYTHONPATH": str(repo_root)}, tmp_path)
