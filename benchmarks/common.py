@@ -179,11 +179,12 @@ def print_results(results: list[dict[str, Any]]) -> None:
                 print(f"  note: {r['notes']}", flush=True)
             continue
         tag = "[prototype, not the source] " if r.get("prototype") else ""
+        ratio = s.get("ratio", {"min": r["ratio"], "max": r["ratio"]})  # a single comparison has no spread
         line = (
             f"{tag}{r['name']}: ours {_fmt(r['ours'])} {r['unit']} "
             f"[{_fmt(s['ours']['min'])}-{_fmt(s['ours']['max'])}], "
             f"{r['peer_name']} {_fmt(r['peer'])} [{_fmt(s['peer']['min'])}-{_fmt(s['peer']['max'])}], "
-            f"ratio ours/peer {r['ratio']:.3g} [{s['ratio']['min']:.3g}-{s['ratio']['max']:.3g}] "
+            f"ratio ours/peer {r['ratio']:.3g} [{ratio['min']:.3g}-{ratio['max']:.3g}] "
             f"over {r['runs']} interleaved runs"
         )
         if "target" in r:
