@@ -89,7 +89,8 @@ def _placement() -> dict[str, Any]:
 
     return {
         "backend": jax.default_backend(),
-        "devices_per_process": default_devices() or jax.local_device_count(),
+        # at most: a run never uses more devices than it has chains
+        "device_limit_per_process": default_devices() or jax.local_device_count(),
         "process_count": jax.process_count(),
     }
 

@@ -535,8 +535,8 @@ def _dt_section(result: Result, anchor: str, *, plots: bool = True, title: str |
     extra = {"file": str(result.path), "kind": kind}
     placement = _attr_json(dt, "surf_placement")
     if isinstance(placement, dict):  # where it ran (the draws do not depend on it)
-        extra["ran on"] = (f"{placement.get('devices_per_process')} {placement.get('backend')} device(s) x "
-                           f"{placement.get('process_count')} process(es)")
+        extra["ran on"] = (f"up to {placement.get('device_limit_per_process')} {placement.get('backend')} "
+                           f"device(s) x {placement.get('process_count')} process(es)")
     for name in ("surf_sampler_params", "surf_timing"):
         value = _attr_json(dt, name)
         if value is not None:

@@ -124,16 +124,45 @@ def init_mlp(rng_key: jax.Array, p: int, *, embed_dim: int = 64, hidden: int = 2
     }
 
 
+def _take_rows(table: jax.Array, index: jax.Array) -> jax.Array:
+    """``table[index]`` (rows), differentiable in ``table``, the same bits on every run.
+
+    On a CPU the gather's own backward, a scatter-add, is sequential (so
+    reproducible) and fast. On GPUs XLA's scatter-add uses atomics, whose
+    order varies from run to run, so there the backward is a one-hot matmul.
+    """
+    if jax.default_backend() == "cpu":
+        return jnp.take(table, index, axis=0)
+    return _take_rows_onehot(table, index)
+
+
+@jax.custom_vjp
+def _take_rows_onehot(table, index):
+    return jnp.take(table, index, axis=0)
+
+
+def _take_rows_fwd(table, index):
+    return jnp.take(table, index, axis=0), (index, table.shape[0])
+
+
+def _take_rows_bwd(residual, g):
+    index, rows = residual
+    return jnp.einsum("...r,...d->rd", jax.nn.one_hot(index, rows, dtype=g.dtype), g), None
+
+
+_take_rows_onehot.defvjp(_take_rows_fwd, _take_rows_bwd)
+
+
 def mlp_apply(params: dict, x: jax.Array) -> jax.Array:
     """Logits ``(n, p)`` for inputs ``x`` of shape ``(n, 2)``."""
     # concat(E_a[a], E_b[b]) @ W1 == (E_a @ W1_a)[a] + (E_b @ W1_b)[b]: the
     # tables are multiplied first (p rows, not n), then rows are gathered.
     # (Measured on CPU: gathers with their scatter-add backward take 1.6x
-    # fewer seconds per training step than one-hot matmuls.)
+    # fewer seconds per training step than one-hot matmuls; see _take_rows.)
     e = params["embed_a"].shape[1]
     table_a = params["embed_a"] @ params["w1"][:e]
     table_b = params["embed_b"] @ params["w1"][e:]
-    h = jnp.take(table_a, x[:, 0], axis=0) + jnp.take(table_b, x[:, 1], axis=0)
+    h = _take_rows(table_a, x[:, 0]) + _take_rows(table_b, x[:, 1])
     h = jax.nn.relu(h + params["b1"])
     return h @ params["w2"] + params["b2"]
 
@@ -166,7 +195,7 @@ def transformer_apply(params: dict, x: jax.Array) -> jax.Array:
     """Logits ``(n, p)`` at the ``=`` position of the sequences ``a b =``."""
     p = params["W_U"].shape[1]
     tokens = jnp.concatenate([x, jnp.full((x.shape[0], 1), p, x.dtype)], axis=1)  # (n, 3)
-    resid = jnp.take(params["W_E"], tokens, axis=0) + params["W_pos"]  # (n, 3, d)
+    resid = _take_rows(params["W_E"], tokens) + params["W_pos"]  # (n, 3, d)
     q = jnp.einsum("npd,hde->nhpe", resid, params["W_Q"])
     k = jnp.einsum("npd,hde->nhpe", resid, params["W_K"])
     v = jnp.einsum("npd,hde->nhpe", resid, params["W_V"])

@@ -20,7 +20,14 @@ process count and id from the environment, or detected from SLURM / Open
 MPI by JAX). Each process runs the blocks of its local devices; results are
 joined with :func:`jax.experimental.multihost_utils.process_allgather`, so
 every process holds the whole run and only process 0 writes files
-(:func:`is_writer`).
+(:func:`is_writer`). Every process must see the same number of local
+devices, pass the same ``--devices`` and, to resume, read the same
+checkpoint (a shared filesystem).
+
+Limits: bitwise equality across device counts is tested on CPU devices. On
+GPUs, XLA may autotune a different matrix-product algorithm for a different
+block shape, so a network's draws could differ in the last bits between
+device counts there (not measured: no GPU was available).
 """
 
 from __future__ import annotations

@@ -347,9 +347,9 @@ def run_chains(
     meta = dict(checkpoint_meta or {}, num_draws=int(num_draws), chunk_size=chunk_size,
                 num_chains=int(num_chains), num_warmup=int(num_warmup), thin=int(thin))
 
-    def save(carry, pieces, chunks_done):
-        """Every process joins the gather; process 0 writes."""
-        states, params, alive = _join(layout, carry)
+    def save(joined, pieces, chunks_done):
+        """``joined``: the whole run's ``(states, params, alive)``, gathered by every process; process 0 writes."""
+        states, params, alive = joined
         if is_writer():
             _save(checkpoint, states, params, alive, pieces, chunks_done, warmup_seconds, meta, chunk_maker,
                   draw_keys[:num_chains])
@@ -373,7 +373,7 @@ def run_chains(
         warmup_seconds = time.perf_counter() - start
         pieces, first_chunk = [], 0
         if checkpoint is not None:
-            save(carry, pieces, 0)
+            save(_join(layout, carry), pieces, 0)
 
     start = time.perf_counter()
     chunk_fns = _compile_each(
@@ -393,11 +393,11 @@ def run_chains(
             carry = [(states, params, alive) for (states, alive, _), (_, params, _) in zip(outs, carry, strict=True)]
             pieces.append(_join(layout, [out for _, _, out in outs]))
             done = min(num_draws, (c + 1) * chunk_size)
+            joined = _join(layout, carry) if checkpoint is not None or on_chunk is not None else None
             if checkpoint is not None:
-                save(carry, pieces, c + 1)
+                save(joined, pieces, c + 1)
             advance(done)
             if on_chunk is not None:
-                joined = _join(layout, carry)
                 on_chunk(done, (joined[0], joined[2]))
     sampling_seconds = time.perf_counter() - start
     params = _join(layout, carry)[1]

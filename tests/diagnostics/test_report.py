@@ -159,7 +159,7 @@ def test_sample_file_has_trust_summary_arviz_and_toy_figures(report):
                    "ArviZ trace plot", "ArviZ rank plot", "ArviZ ess plot", "ArviZ energy plot",
                    "sample density over contours", "occupancy against radius", "exact Gibbs",
                    "Provenance", "Package versions", "Full configuration", '"seed": 0', "blackjax",
-                   "git commit", "created", "ran on", "cpu device(s) x 1 process(es)"):
+                   "git commit", "created", "ran on", "up to 1 cpu device(s) x 1 process(es)"):
         assert needle in text, needle
     assert len(_images(text)) == 6
     # trust first: warnings (or the all-clear) before the summary table, the summary before the figures

@@ -63,17 +63,20 @@ def test_every_kernel_gives_the_same_bits_on_1_2_3_4_devices(tmp_path, repo_root
     assert proc.stdout.strip() == "ok"
 
 
-def test_a_run_interrupted_on_four_devices_resumes_on_one_with_the_same_bits(tmp_path, repo_root):
+def test_a_run_interrupted_on_one_layout_resumes_on_another_with_the_same_bits(tmp_path, repo_root):
+    """4 devices -> 1 and 1 -> 4 (5 chains: padded to 8 there), MALA and the SGLD that carries its gradient."""
     script = """
         import jax, numpy as np
         from models.toy import toy_target
+        from models.llc_problem import toy_llc_problem
         from samplers.kernels import SamplerOptions, build_sampler
+        from samplers.sgmcmc import sg_sampler
         from samplers.run import run_chains
         t = toy_target("cross", beta=20.0)
-        s = build_sampler("mala", t, SamplerOptions())
-        pos = t.init_fn(jax.random.key(1), 5)
-        kw = dict(record_fn=t.record_fn, num_warmup=80, num_draws=90, progress=False, chunk_size=30)
-        whole = run_chains(jax.random.key(0), s, pos, devices=1, **kw)
+        problem = toy_llc_problem("cross")
+        kernels = {"mala": (build_sampler("mala", t, SamplerOptions()), t.init_fn(jax.random.key(1), 5), t.record_fn),
+                   "sgld": (sg_sampler("sgld", problem, 1e3, 0.0, step_size=1e-5),
+                            np.tile(np.asarray(problem.center)[None], (5, 1)), lambda z: {"z": z})}
 
         class Stop(Exception):
             pass
@@ -81,13 +84,21 @@ def test_a_run_interrupted_on_four_devices_resumes_on_one_with_the_same_bits(tmp
         def stop_after_two(done, carry):
             if done == 60:
                 raise Stop
-        try:
-            run_chains(jax.random.key(0), s, pos, devices=4, checkpoint="ck", on_chunk=stop_after_two, **kw)
-        except Stop:
-            pass
-        resumed = run_chains(jax.random.key(0), s, pos, devices=1, checkpoint="ck", resume=True, **kw)
-        np.testing.assert_array_equal(whole.draws["x"], resumed.draws["x"])
-        np.testing.assert_array_equal(whole.params["step_size"], resumed.params["step_size"])
+
+        for name, (s, pos, rec) in kernels.items():
+            kw = dict(record_fn=rec, num_warmup=80, num_draws=90, progress=False, chunk_size=30)
+            whole = run_chains(jax.random.key(0), s, pos, devices=1, **kw)
+            for first, then in ((4, 1), (1, 4)):
+                ck = f"ck_{name}_{first}_{then}"
+                try:
+                    run_chains(jax.random.key(0), s, pos, devices=first, checkpoint=ck, on_chunk=stop_after_two, **kw)
+                except Stop:
+                    pass
+                resumed = run_chains(jax.random.key(0), s, pos, devices=then, checkpoint=ck, resume=True, **kw)
+                for k in whole.draws:
+                    np.testing.assert_array_equal(whole.draws[k], resumed.draws[k], err_msg=f"{name} {first}->{then}")
+                for k in whole.stats:
+                    np.testing.assert_array_equal(whole.stats[k], resumed.stats[k], err_msg=f"{name} {k}")
         print("ok")
     """
     proc = _python(script, {"XLA_FLAGS": FOUR, "PYTHONPATH": str(repo_root)}, tmp_path)

@@ -51,7 +51,7 @@ def test_sample_on_four_devices_writes_the_one_device_draws(surf_env, tmp_path):
     four = _surf([*SAMPLE, "--out", str(tmp_path / "four.nc")], surf_env, XLA_FLAGS=FOUR)  # default: all four
     assert one.returncode == 0 and four.returncode == 0, one.stderr + four.stderr
     _, b = _same_groups(tmp_path / "one.nc", tmp_path / "four.nc")
-    assert json.loads(b.attrs["surf_placement"])["devices_per_process"] == 4
+    assert json.loads(b.attrs["surf_placement"])["device_limit_per_process"] == 4
 
 
 def test_sgd_runs_and_llc_on_four_devices_match_one(surf_env, tmp_path, tiny_checkpoint):
