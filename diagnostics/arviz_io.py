@@ -151,7 +151,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, forc
 
     In a multi-process run (``surf --distributed``) only process 0 writes.
     """
-    if not _is_writer():
+    from samplers.placement import is_writer
+
+    if not is_writer():
         return Path(path)
     path = check_writable(path, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,12 +168,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, forc
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
-
-
-def _is_writer() -> bool:
-    import jax
-
-    return jax.process_index() == 0
 
 
 def save_datatree(dt: xr.DataTree, path: str | os.PathLike, *, force: bool = False) -> Path:

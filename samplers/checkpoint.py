@@ -22,6 +22,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from samplers.placement import is_writer
+
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_paths", "CheckpointError"]
 
 FORMAT = "gradient-surfing-checkpoint/1"
@@ -55,7 +57,7 @@ def save_checkpoint(path: str | os.PathLike, tree: Any, meta: dict[str, Any]) ->
     In a multi-process run only process 0 writes (the others return the path).
     """
     npz_path, json_path = checkpoint_paths(path)
-    if jax.process_index() != 0:
+    if not is_writer():
         return npz_path
     leaves = [np.asarray(jax.device_get(x)) for x in jax.tree.leaves(tree)]
     for i, leaf in enumerate(leaves):

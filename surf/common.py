@@ -69,11 +69,10 @@ def remove_checkpoint(path: Path | None) -> None:
 
 def _unlink_checkpoint(path: Path) -> None:
     """Delete a checkpoint (process 0 only: in a multi-process run it owns the files)."""
-    import jax
-
     from samplers.checkpoint import checkpoint_paths
+    from samplers.placement import is_writer
 
-    if jax.process_index() == 0:
+    if is_writer():
         for p in checkpoint_paths(path):
             p.unlink(missing_ok=True)
 
