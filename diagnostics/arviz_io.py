@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import arviz as az
+import arviz_base as az  # conversion only: the diagnostics (arviz_stats) and plots load where used
 import numpy as np
 import xarray as xr
 

@@ -70,7 +70,7 @@ def bias_row(
 
 def _indicator_ess_bulk(draws: np.ndarray, center, radius: float) -> float | None:
     """ArviZ's bulk ESS of the disk indicator (``None`` when it is constant or not MCMC)."""
-    import arviz as az
+    import arviz_stats as az
 
     if draws.ndim != 3 or draws.shape[0] == 0:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import arviz as az
+import arviz_stats as az  # ArviZ's diagnostics without its plotting half (arviz_plots, matplotlib)
 import numpy as np
 
 __all__ = ["Occupancy", "occupancy", "Stickiness", "stickiness", "finite_chains", "ARM_POINTS"]

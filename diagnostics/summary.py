@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import arviz as az
+import arviz_stats as az  # ArviZ's diagnostics without its plotting half (arviz_plots, matplotlib)
 import numpy as np
 import xarray as xr
 

@@ -179,7 +179,6 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, numpyro: bool = Tru
 def target_from_args(args: argparse.Namespace, *, start_key, num_chains: int):
     """Build the :class:`~models.target.Target` the flags describe."""
     from models.custom import custom_loss_target, load_function
-    from models.numpyro_bridge import numpyro_target
     from models.target import Box
     from models.toy import toy_target
 
@@ -219,6 +218,8 @@ def target_from_args(args: argparse.Namespace, *, start_key, num_chains: int):
             )
         if isinstance(beta, str):
             raise UserError(f"--beta {beta} needs a loss; a NumPyro model takes a number (default 1)")
+        from models.numpyro_bridge import numpyro_target  # NumPyro loads only when asked for
+
         model = load_function(numpyro_spec)
         return numpyro_target(model, beta=float(beta), name=f"numpyro:{numpyro_spec}")
     except ValueError as err:
@@ -239,7 +240,9 @@ def enable_compilation_cache(path: str | None = None) -> Path:
     except OSError:
         return folder  # no cache is not an error: compilation just is not reused
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    # Every program, however small: a CLI run compiles ~25 small ones (keys, initial
+    # positions, the reference quadrature) that together cost more than a second.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return folder
 

@@ -145,7 +145,7 @@ def summarize(dt, trace, target, start, args, seconds) -> dict[str, Any]:
 
 
 def _summarize(dt, trace, target, start, args, seconds) -> dict[str, Any]:
-    import arviz as az
+    import arviz_stats as az
     import numpy as np
 
     from diagnostics.summary import _finite, convergence, warnings_for

@@ -317,7 +317,7 @@ def curve_summary(curves: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 def _save_curves(path: Path, trace, steps, cfg, summary, *, force: bool) -> None:
-    import arviz as az
+    import arviz_base as az
 
     from diagnostics.arviz_io import provenance_attrs, save_datatree
 

@@ -193,7 +193,7 @@ def _config(args: argparse.Namespace, **extra) -> dict[str, Any]:
 
 
 def _save_run(result: dict[str, Any], path: str, config: dict[str, Any], force: bool) -> None:
-    import arviz as az
+    import arviz_base as az
     import xarray as xr
 
     from diagnostics.arviz_io import provenance_attrs, save_datatree
