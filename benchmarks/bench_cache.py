@@ -4,8 +4,10 @@ The command: ``surf sample --model cross --beta 20 --sampler nuts --chains 4
 --draws 1000 --quiet --json``. Each round makes a fresh, empty
 ``SURF_CACHE_DIR`` (a temporary folder), runs the command once (first: it
 traces, compiles and writes the cache) and then again with the same folder
-(repeated: it still traces, but loads the compiled programs). Wall time of
-the whole process, as the parent sees it. Rounds alternate (first, repeated)
+(repeated: it loads the traced programs from ``<cache>/programs``, see
+``samplers/programs.py``, and their compiled executables from JAX's cache, and
+reads the exact occupancy back). Wall time of the whole process, as the parent
+sees it; the JSON's in-process seconds are recorded too. Rounds alternate (first, repeated)
 pairs; the ratio is repeated / first per pair (lower is better).
 """
 
@@ -91,15 +93,9 @@ def _pair(command: list[str]) -> dict:
 
 def main(quick: bool = False, reps: int | None = None) -> list[dict]:
     reps = reps or (1 if quick else 3)
-    proto_reps = 1 if quick else 2
     args = QUICK_COMMAND if quick else COMMAND
     command = surf_executable() + args
-    proto = [sys.executable, str(Path(__file__).resolve().parent / "cache_prototype.py"), *args]
-    ours, protos = [], []
-    for i in range(reps):  # rounds: (first, repeated) for the CLI, then for the prototype
-        ours.append(_pair(command))
-        if i < proto_reps:
-            protos.append(_pair(proto))
+    ours = [_pair(command) for _ in range(reps)]
     mach = machine()
     text = "surf " + " ".join(args)
     results = [
@@ -123,31 +119,6 @@ def main(quick: bool = False, reps: int | None = None) -> list[dict]:
             f"fresh empty SURF_CACHE_DIR; {reps} (first, repeated) pairs; `{text}`",
         )
     ]
-    results.append(
-        result(
-            "prototype_cache_threshold0_repeated_over_first",
-            ours=[p["repeated"] for p in protos],
-            peer=[p["first"] for p in protos],
-            peer_name="first run (empty cache), same prototype",
-            unit="s (wall, whole process)",
-            higher_is_better=False,
-            target=0.5,
-            target_text="repeated/first <= 0.5",
-            mach=mach,
-            prototype=True,
-            extra={
-                "in_process_seconds_first": [p["inner_first"] for p in protos],
-                "in_process_seconds_repeated": [p["inner_repeated"] for p in protos],
-                "cache_files_after_first": [p["files"] for p in protos],
-                "repeated_vs_cli_repeated_same_round": [
-                    p["repeated"] / o["repeated"] for p, o in zip(protos, ours, strict=False)
-                ],
-            },
-            notes="PROTOTYPE, not the source: benchmarks/cache_prototype.py = the CLI with "
-            "jax_persistent_cache_min_compile_time_secs 0 instead of 0.1, so the small programs "
-            "are cached too; pairs interleaved with the CLI's",
-        )
-    )
     return results
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from samplers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from samplers.kernels import Sampler
 from samplers.placement import ChainLayout, chain_layout, gather, is_writer
+from samplers.programs import compile_program
 
 __all__ = ["Trace", "run_chains", "chain_keys", "run_final_positions"]
 
@@ -160,14 +161,19 @@ def _concat(pieces):
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *pieces)
 
 
+def _empty_records(out, num_chains: int):
+    """One chunk's records (shapes ``out``) with the draw axis emptied, for ``num_chains`` chains."""
+    return jax.tree.map(lambda s: np.zeros((num_chains, 0, *s.shape[2:]), s.dtype), out)
+
+
 def _out_template(chunk_maker, draw_keys, states, params, alive):
-    """Shapes of one chunk's records, with the draw axis emptied."""
+    """Shapes of one chunk's records, with the draw axis emptied (traces the chunk)."""
     _, _, out = jax.eval_shape(chunk_maker, draw_keys, states, params, alive, jnp.uint32(0))
-    return jax.tree.map(lambda s: np.zeros((s.shape[0], 0, *s.shape[2:]), s.dtype), out)
+    return _empty_records(out, draw_keys.shape[0])
 
 
-def _save(path, states, params, alive, pieces, chunks_done, warmup_seconds, meta, chunk_maker, draw_keys):
-    records = _concat(pieces) if pieces else _out_template(chunk_maker, draw_keys, states, params, alive)
+def _save(path, states, params, alive, pieces, chunks_done, warmup_seconds, meta, empty_records):
+    records = _concat(pieces) if pieces else empty_records
     tree = (states, params, alive, records)
     save_checkpoint(path, tree, dict(meta, chunks_done=chunks_done, warmup_seconds=warmup_seconds))
 
@@ -204,12 +210,14 @@ _COMPILED: dict[Any, Any] = {}
 _COMPILED_LOCK = threading.Lock()
 
 
-def _compiled(fn, *args):
+def _compiled(fn, *args, role: str = "", facts: Any = None):
     """Ahead-of-time compiled ``fn`` for these argument shapes, kept for reuse.
 
     Compiling before the clock starts keeps compilation out of the sampling
     time (ESS per second is about sampling), and the cache means batches of
-    chains and repeated runs in one process never trace again.
+    chains and repeated runs in one process never trace again. With ``facts``
+    (see :func:`run_chains`' ``program_key``) the traced program is also kept
+    across processes (:mod:`samplers.programs`).
     """
     leaves, treedef = jax.tree.flatten(args)
     key = (
@@ -220,7 +228,7 @@ def _compiled(fn, *args):
     with _COMPILED_LOCK:  # devices compile concurrently (see _compile_each)
         hit = _COMPILED.get(key)
     if hit is None:
-        hit = fn.lower(*args).compile()
+        hit = compile_program(fn, args, role=role, facts=facts)
         with _COMPILED_LOCK:
             if len(_COMPILED) > 128:
                 _COMPILED.clear()
@@ -262,6 +270,7 @@ def run_chains(
     resume: bool = False,
     checkpoint_meta: dict[str, Any] | None = None,
     devices: int | None = None,
+    program_key: Any = None,
 ) -> Trace:
     """Run ``sampler`` from ``positions`` (shape ``(num_chains, dim)``).
 
@@ -305,6 +314,13 @@ def run_chains(
         device (the padding is dropped); each device runs the same
         one-device program, so the draws are the same bits on any device
         count and in a multi-process run (:mod:`samplers.placement`).
+    program_key
+        JSON-able facts that determine ``sampler``, its target and
+        ``record_fn`` completely (a built-in model's configuration). With a
+        persistent compilation cache enabled, the traced programs are kept
+        under this key and a later run with the same key skips tracing
+        (:mod:`samplers.programs`); ``None`` (the default): trace every run.
+        Never pass a key that does not pin the code (a user's loss file).
 
     Returns
     -------
@@ -351,8 +367,7 @@ def run_chains(
         """``joined``: the whole run's ``(states, params, alive)``, gathered by every process; process 0 writes."""
         states, params, alive = joined
         if is_writer():
-            _save(checkpoint, states, params, alive, pieces, chunks_done, warmup_seconds, meta, chunk_maker,
-                  draw_keys[:num_chains])
+            _save(checkpoint, states, params, alive, pieces, chunks_done, warmup_seconds, meta, empty_records)
 
     start = time.perf_counter()
     if resume:
@@ -364,7 +379,12 @@ def run_chains(
     else:
         warmup = _make_warmup_fn(sampler, int(num_warmup))
         args = list(zip(layout.blocks(warmup_keys), layout.blocks(positions), strict=True))
-        warmups = _compile_each(functools.partial(_compiled, warmup), args)
+        warmups = _compile_each(
+            functools.partial(
+                _compiled, warmup, role=f"warmup {int(num_warmup)} {_sequential(sampler)}", facts=program_key
+            ),
+            args,
+        )
         carry = [
             (*fn(k, p), jax.device_put(jnp.ones(layout.per_device, bool), d))
             for fn, (k, p), d in zip(warmups, args, layout.devices, strict=True)
@@ -372,15 +392,20 @@ def run_chains(
         jax.block_until_ready(carry)
         warmup_seconds = time.perf_counter() - start
         pieces, first_chunk = [], 0
-        if checkpoint is not None:
-            save(_join(layout, carry), pieces, 0)
 
     start = time.perf_counter()
+    chunk_role = f"chunk {int(thin)} {chunk_size} {_sequential(sampler)}"
     chunk_fns = _compile_each(
-        lambda k, c, d: _compiled(chunk_maker, k, *c, jax.device_put(jnp.uint32(0), d)),
+        lambda k, c, d: _compiled(
+            chunk_maker, k, *c, jax.device_put(jnp.uint32(0), d), role=chunk_role, facts=program_key
+        ),
         list(zip(draw_blocks, carry, layout.devices, strict=True)),
     )
     compile_seconds = time.perf_counter() - start
+    # the compiled program knows its output shapes: no second trace for the checkpoint's template
+    empty_records = _empty_records(chunk_fns[0].out_info[2], num_chains)
+    if checkpoint is not None and not resume:
+        save(_join(layout, carry), pieces, 0)
 
     start = time.perf_counter()
     with _progress(progress, description, num_draws) as advance:

@@ -226,6 +226,21 @@ def target_from_args(args: argparse.Namespace, *, start_key, num_chains: int):
         raise UserError(str(err)) from None
 
 
+def program_facts(args: argparse.Namespace, target, sampler: str, options) -> dict[str, Any] | None:
+    """What determines a run's traced programs (``run_chains``' ``program_key``), or ``None``.
+
+    Only for a built-in ``--model``: its configuration pins the code. A user's
+    ``--loss`` or ``--numpyro`` file can change under the same name, so those
+    runs are traced every time. Not the seed, nor the sizes: keys are
+    arguments, and shapes are part of the stored program's key.
+    """
+    if getattr(args, "model", None) is None:
+        return None
+    from samplers.kernels import describe
+
+    return {"target": target.config, "sampler": sampler, "sampler_options": describe(options)}
+
+
 def enable_compilation_cache(path: str | None = None) -> Path:
     """Turn on JAX's persistent compilation cache (``$SURF_CACHE_DIR`` or the user cache)."""
     import jax

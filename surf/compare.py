@@ -25,6 +25,7 @@ from surf.common import (
     nonnegative_int,
     positive_float,
     positive_int,
+    program_facts,
     target_from_args,
 )
 
@@ -141,7 +142,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         trace = run_chains(
             run_key, sampler, positions, record_fn=target.record_fn, num_warmup=args.warmup * thin,
             num_draws=args.draws, thin=thin, progress=False if args.quiet else None,
-            description=label,
+            description=label, program_key=program_facts(args, target, name, options),
         )
         config = {
             "command": "compare", "target": target.config, "sampler": name,

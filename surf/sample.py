@@ -17,6 +17,7 @@ from surf.common import (
     positive_int,
     prepare_checkpoint,
     probability,
+    program_facts,
     remove_checkpoint,
     target_from_args,
 )
@@ -117,6 +118,8 @@ def sample(args: argparse.Namespace, *, checkpoint=None) -> tuple[Any, dict[str,
         checkpoint=checkpoint,
         resume=bool(getattr(args, "resume", False)),
         checkpoint_meta={"config": config},
+        # A built-in model's configuration pins the traced programs; a user's file may change.
+        program_key=program_facts(args, target, args.sampler, options),
     )
     dt = trace_to_datatree(trace, config=config, kind="sample")
     diag = convergence(dt)
@@ -136,7 +139,7 @@ def sample(args: argparse.Namespace, *, checkpoint=None) -> tuple[Any, dict[str,
     if target.singular_point is not None and "x" in trace.draws:
         occ = occupancy(trace.draws["x"], target.singular_point, args.radius)
         result["occupancy"] = occ.as_dict()
-        exact = exact_occupancy(target, args.radius)
+        exact = exact_occupancy(target, args.radius, builtin=args.model is not None)
         if exact is not None:
             result["occupancy"]["exact"] = exact
     result["warnings"] = warnings_for(diag, num_chains=args.chains)
@@ -144,13 +147,20 @@ def sample(args: argparse.Namespace, *, checkpoint=None) -> tuple[Any, dict[str,
     return dt, result
 
 
-def exact_occupancy(target, radius: float) -> float | None:
+def exact_occupancy(target, radius: float, *, builtin: bool = False) -> float | None:
     """The Gibbs occupancy by quadrature, for a 2-D target on a box (else ``None``)."""
     if target.dim != 2 or target.box is None or target.loss_fn is None or target.singular_point is None:
         return None
-    from models.reference import GibbsReference
+    from samplers.programs import remembered
 
-    return GibbsReference.from_target(target).occupancy(target.singular_point, radius)
+    def compute() -> float:
+        from models.reference import GibbsReference
+
+        return float(GibbsReference.from_target(target).occupancy(target.singular_point, radius))
+
+    # a built-in model's configuration pins its loss: a repeated run reads the number back
+    facts = {"target": target.config, "center": list(target.singular_point), "radius": radius} if builtin else None
+    return remembered("exact occupancy", facts, compute)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from diagnostics.arviz_io import load_datatree, read_config
@@ -140,6 +141,31 @@ def test_the_compilation_cache_goes_to_surf_cache_dir(cli, surf_env):
     assert proc.returncode == 0
     cache = Path(surf_env["SURF_CACHE_DIR"])
     assert any(p.is_file() for p in cache.rglob("*")), "nothing was cached in $SURF_CACHE_DIR"
+
+
+def test_a_repeated_run_reads_its_programs_back_and_a_users_loss_is_never_stored(tmp_path, surf_env):
+    env = dict(surf_env, SURF_CACHE_DIR=str(tmp_path / "cache"))
+    (tmp_path / "user_loss.py").write_text(LOSS_FILE)
+    store = tmp_path / "cache" / "programs"
+    proc = surf("sample --loss user_loss.py:loss --dim 2 --chains 2 --draws 40 --warmup 20 --quiet --json",
+                cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not store.exists() or not list(store.iterdir()), "a user's loss must be traced every run"
+    args = "sample --model cross --beta 20 --chains 3 --draws 60 --warmup 40 --quiet --json --out {}"
+    first = surf(args.format("a.nc"), cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    entries = sorted(p.name for p in store.iterdir())
+    assert sum(name.endswith(".jaxprog") for name in entries) == 2, entries  # warmup and chunk
+    assert sum(name.endswith(".json") for name in entries) == 1, entries  # the exact occupancy
+    second = surf(args.format("b.nc"), cwd=tmp_path, env=env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert sorted(p.name for p in store.iterdir()) == entries  # read back, nothing new
+    a, b = load_datatree(tmp_path / "a.nc"), load_datatree(tmp_path / "b.nc")
+    for group in ("posterior", "sample_stats"):
+        for name in a[group].data_vars:
+            np.testing.assert_array_equal(a[group][name].values, b[group][name].values, err_msg=name)
+    ra, rb = one_json_object(first.stdout), one_json_object(second.stdout)
+    assert ra["occupancy"] == rb["occupancy"] and ra["occupancy"]["exact"] > 0
 
 
 def test_a_users_loss_samples(cli):
