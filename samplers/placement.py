@@ -15,6 +15,14 @@ so 1 and 4 devices gave different draws. Running the one-device program on
 each block gives the same bits on any device count (tested), at the cost of
 one compilation per device.
 
+On a CPU, JAX shows one device for all cores, and a sampler's program (a
+loop of small steps) keeps one core busy. :func:`use_host_cores` asks XLA
+for one host device per core (``--xla_force_host_platform_device_count``;
+the CLI does this at start-up), and the run loop dispatches each device's
+block from its own thread, because a CPU device executes a program on the
+thread that dispatched it. Chains then run on every core, with the same
+draws as on one.
+
 Several hosts: :func:`initialize` starts ``jax.distributed`` (coordinator,
 process count and id from the environment, or detected from SLURM / Open
 MPI by JAX). Each process runs the blocks of its local devices; results are
@@ -45,6 +53,7 @@ __all__ = [
     "ChainLayout",
     "chain_layout",
     "use_devices",
+    "use_host_cores",
     "default_devices",
     "initialize",
     "is_writer",
@@ -70,6 +79,42 @@ def use_devices(devices: int | None):
         yield
     finally:
         _DEFAULT_DEVICES.pop()
+
+
+_HOST_FLAG = "--xla_force_host_platform_device_count"
+
+
+def use_host_cores(count: int | None = None) -> int | None:
+    """One CPU device per core (``count``: that many), for runs in this process.
+
+    Sets ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``, which
+    XLA reads when JAX starts its CPU backend: call it before anything asks
+    JAX for a device (the CLI calls it first thing; from Python, before the
+    first run, as with ``numpyro.set_host_device_count``). A count already
+    in ``XLA_FLAGS`` is the user's and is kept. Accelerators are unaffected
+    (the host devices are not the default backend there). Returns the count
+    set, or ``None`` when ``XLA_FLAGS`` already had one or JAX's backend had
+    already started (too late: nothing is changed).
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _HOST_FLAG in flags or _backend_started():
+        return None
+    if count is None:
+        try:
+            count = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            count = os.cpu_count() or 1
+    count = max(1, int(count))
+    os.environ["XLA_FLAGS"] = f"{flags} {_HOST_FLAG}={count}".strip()
+    return count
+
+
+def _backend_started() -> bool:
+    try:
+        from jax._src.xla_bridge import backends_are_initialized
+    except ImportError:  # a JAX without it: assume not started
+        return False
+    return bool(backends_are_initialized())
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,29 @@ def _compile_each(compile_one, per_device_args):
         return list(pool.map(lambda a: compile_one(*a), per_device_args))
 
 
+_POOLS: dict[int, Any] = {}
+
+
+def _on_each_device(calls):
+    """Run one call per device, concurrently, and return their results in order.
+
+    JAX dispatches asynchronously, but a CPU device executes a program on the
+    thread that dispatched it: a loop over devices would run their blocks one
+    after another. One thread per device lets host devices (one per core, see
+    :func:`samplers.placement.use_host_cores`) run at the same time; on GPUs it
+    only adds a thread hop. Each result is awaited in its thread.
+    """
+    if len(calls) == 1:
+        return [calls[0]()]
+    with _COMPILED_LOCK:
+        pool = _POOLS.get(len(calls))
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = _POOLS[len(calls)] = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="surf-device")
+    return list(pool.map(lambda call: jax.block_until_ready(call()), calls))
+
+
 def _mask(alive, x):
     """NaN for a stopped chain's values (integers and booleans are kept)."""
     x = jnp.asarray(x)
@@ -287,7 +310,10 @@ def run_chains(
     num_warmup, num_draws, thin
         Warmup (adaptation or burn-in) steps, draws kept, kernel steps per draw.
     chunk_size
-        Draws per jitted chunk (default: about 20 chunks, at most 10 000 draws).
+        Draws per jitted chunk, at most 10 000 by default: about 20 chunks
+        when a progress bar, a checkpoint or ``on_chunk`` watches the run,
+        else as few as that allows (each chunk costs a dispatch and a host
+        transfer). The draws do not depend on it.
     progress
         Show a rich progress bar (default: when stderr is a terminal).
     on_chunk
@@ -355,8 +381,10 @@ def run_chains(
     warmup_keys, draw_keys = split[:, 0], split[:, 1]
     draw_blocks = layout.blocks(draw_keys)
 
-    if chunk_size is None:
-        chunk_size = min(10_000, max(1, math.ceil(num_draws / 20)))
+    progress = sys.stderr.isatty() if progress is None else bool(progress)
+    if chunk_size is None:  # chunks are for whoever watches the run; each costs a dispatch and a transfer
+        watched = progress or checkpoint is not None or on_chunk is not None
+        chunk_size = min(10_000, max(1, math.ceil(num_draws / (20 if watched else 1))))
     num_chunks = math.ceil(num_draws / chunk_size)
     chunk_size = math.ceil(num_draws / num_chunks)
     chunk_maker = _make_chunk_fn(sampler, record_fn, int(thin), chunk_size)
@@ -385,10 +413,13 @@ def run_chains(
             ),
             args,
         )
-        carry = [
-            (*fn(k, p), jax.device_put(jnp.ones(layout.per_device, bool), d))
-            for fn, (k, p), d in zip(warmups, args, layout.devices, strict=True)
-        ]
+        carry = _on_each_device(
+            [
+                functools.partial(lambda fn, k, p, d: (*fn(k, p), jax.device_put(jnp.ones(layout.per_device, bool), d)),
+                                  fn, k, p, d)
+                for fn, (k, p), d in zip(warmups, args, layout.devices, strict=True)
+            ]
+        )
         jax.block_until_ready(carry)
         warmup_seconds = time.perf_counter() - start
         pieces, first_chunk = [], 0
@@ -411,10 +442,12 @@ def run_chains(
     with _progress(progress, description, num_draws) as advance:
         advance(min(num_draws, first_chunk * chunk_size))
         for c in range(first_chunk, num_chunks):
-            outs = [  # dispatched to every device before any result is awaited
-                fn(k, *block, jax.device_put(jnp.uint32(c * chunk_size), d))
-                for fn, k, block, d in zip(chunk_fns, draw_blocks, carry, layout.devices, strict=True)
-            ]
+            outs = _on_each_device(
+                [
+                    functools.partial(fn, k, *block, jax.device_put(jnp.uint32(c * chunk_size), d))
+                    for fn, k, block, d in zip(chunk_fns, draw_blocks, carry, layout.devices, strict=True)
+                ]
+            )
             carry = [(states, params, alive) for (states, alive, _), (_, params, _) in zip(outs, carry, strict=True)]
             pieces.append(_join(layout, [out for _, _, out in outs]))
             done = min(num_draws, (c + 1) * chunk_size)

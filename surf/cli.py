@@ -138,6 +138,10 @@ def _raise_interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("SURF_DEBUG"))
+    if "--distributed" not in argv:  # (hosts may differ in cores; a multi-host run keeps JAX's default)
+        from samplers.placement import use_host_cores
+
+        use_host_cores()  # chains on every core of a CPU; before anything starts JAX's backend
     if "--distributed" in argv:
         try:
             _join_distributed()

@@ -109,6 +109,22 @@ def test_on_chunk_reports_progress(go):
     assert seen == [8, 16, 24, 30]
 
 
+def test_by_default_a_run_is_chunked_only_when_someone_watches_it(go, base, monkeypatch):
+    import samplers.run as run_mod
+
+    calls = []
+    real = run_mod._on_each_device
+    monkeypatch.setattr(run_mod, "_on_each_device", lambda fns: calls.append(len(fns)) or real(fns))
+    quiet = go()  # no progress bar, checkpoint or on_chunk: the warmup and one chunk
+    assert len(calls) == 2
+    calls.clear()
+    seen = []
+    watched = go(on_chunk=lambda done, carry: seen.append(done))  # about 20 chunks
+    assert len(calls) == 1 + len(seen) and len(seen) == 15 and seen[-1] == DRAWS  # 30 draws: chunks of 2
+    for trace in (quiet, watched):
+        assert np.array_equal(trace.draws["x"], base.draws["x"])
+
+
 def test_chain_keys_are_fold_in(base):
     key = jax.random.key(3)
     keys = chain_keys(key, 3, start=2)

@@ -104,3 +104,36 @@ def test_a_run_interrupted_on_one_layout_resumes_on_another_with_the_same_bits(t
     proc = _python(script, {"XLA_FLAGS": FOUR, "PYTHONPATH": str(repo_root)}, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "ok"
+
+
+def test_use_host_cores_gives_one_cpu_device_per_core_before_jax_starts(tmp_path, repo_root):
+    script = """
+        import os
+        from samplers.placement import use_host_cores
+        assert use_host_cores(3) == 3
+        assert "--xla_force_host_platform_device_count=3" in os.environ["XLA_FLAGS"]
+        import jax
+        assert jax.local_device_count() == 3, jax.devices()
+        assert use_host_cores(5) is None  # already set (and too late anyway): nothing changes
+        assert os.environ["XLA_FLAGS"].count("device_count") == 1
+        print("ok")
+    """
+    env = {"XLA_FLAGS": ""}
+    proc = _python(script, env, cwd=repo_root)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    # the user's own count wins
+    proc = _python(script.replace("use_host_cores(3) == 3", "use_host_cores(3) is None")
+                   .replace("device_count=3", "device_count=2").replace("== 3, jax", "== 2, jax"),
+                   {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, cwd=repo_root)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_use_host_cores_does_nothing_once_jax_has_started(monkeypatch):
+    import jax
+
+    from samplers.placement import use_host_cores
+
+    jax.devices()  # the backend is up in this process
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert use_host_cores(4) is None
+    assert os.environ["XLA_FLAGS"] == ""
