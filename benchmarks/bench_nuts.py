@@ -4,11 +4,19 @@ The job: ``U(x) = x0^2 x1^2`` on the box [-1, 1]^2 at ``beta = 20``, sampled
 through the sigmoid bijection of the box; 8 chains, 500 warmup, 2000 draws.
 
 * ours: ``run_chains(key, build_sampler("nuts", toy_target("normal-crossing",
-  beta=20)), ...)``;
+  beta=20)), ...)`` as the CLI runs it: one host device per core
+  (``samplers.placement.use_host_cores``, called before JAX starts), the
+  chains spread over them, one dispatch thread per device (2 cores here: 2
+  devices of 4 chains); a row with everything on one device shows what that
+  placement is worth;
 * peer: the same density as a NumPyro model (two ``Uniform(-1, 1)`` sites and
   ``numpyro.factor("u", -beta x0^2 x1^2)``, so NumPyro applies its own
   sigmoid transform), ``MCMC(NUTS(model), num_warmup=500, num_samples=2000,
-  num_chains=8, chain_method="vectorized")``.
+  num_chains=8, chain_method="vectorized")`` (the issue's peer; it runs on one
+  device). NumPyro's ``chain_method="sequential"`` under ``jax.jit`` is
+  reported too: on a CPU it is NumPyro's fastest way here (its "parallel"
+  needs a device per chain and falls back to sequential with 2 devices for 8
+  chains).
 
 Why beta = 20: the density exp(-20 x0^2 x1^2) puts its mass on a cross along
 the two axes (arms of width about 1/(sqrt(40) |x_other|)), the singular
@@ -49,6 +57,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from samplers.placement import use_host_cores  # noqa: E402
+
+use_host_cores()  # as the CLI does, before anything starts JAX's backend
+
 from common import (  # noqa: E402
     PYTHON,
     bench_args,
@@ -76,10 +88,8 @@ def min_ess(x: np.ndarray) -> float:
 # ----------------------------------------------------------------- ours
 
 
-def make_ours(size: dict, sequential: bool = False):
-    """``sequential``: the ``lax.map`` prototype of ``nuts_prototypes.py`` (not the source)."""
-    import contextlib
-
+def make_ours(size: dict, devices: int | None = None):
+    """``devices``: how many local devices (``None``: all of them, the default of a run)."""
     import jax
 
     from models.toy import toy_target
@@ -92,23 +102,18 @@ def make_ours(size: dict, sequential: bool = False):
     def job(seed: int) -> dict:
         init_key, run_key = jax.random.split(jax.random.key(1000 + seed))
         positions = target.init_fn(init_key, size["chains"])
-        ctx = contextlib.nullcontext()
-        if sequential:
-            from nuts_prototypes import sequential_chains
-
-            ctx = sequential_chains()
-        with ctx:
-            start = time.perf_counter()
-            trace = run_chains(
-                run_key,
-                sampler,
-                positions,
-                record_fn=target.record_fn,
-                num_warmup=size["warmup"],
-                num_draws=size["draws"],
-                progress=False,
-            )
-            total = time.perf_counter() - start
+        start = time.perf_counter()
+        trace = run_chains(
+            run_key,
+            sampler,
+            positions,
+            record_fn=target.record_fn,
+            num_warmup=size["warmup"],
+            num_draws=size["draws"],
+            progress=False,
+            devices=devices,
+        )
+        total = time.perf_counter() - start
         x = trace.draws["x"]
         return {
             "total_s": total,
@@ -137,7 +142,7 @@ def numpyro_model(beta: float = BETA):
     return model
 
 
-def make_mcmc(size: dict):
+def make_mcmc(size: dict, chain_method: str = "vectorized"):
     from numpyro.infer import MCMC, NUTS
 
     return MCMC(
@@ -145,7 +150,7 @@ def make_mcmc(size: dict):
         num_warmup=size["warmup"],
         num_samples=size["draws"],
         num_chains=size["chains"],
-        chain_method="vectorized",
+        chain_method=chain_method,
         progress_bar=False,
     )
 
@@ -154,11 +159,11 @@ def _stack(samples) -> np.ndarray:
     return np.stack([np.asarray(samples["x0"]), np.asarray(samples["x1"])], axis=-1)
 
 
-def make_peer_jit(size: dict):
+def make_peer_jit(size: dict, chain_method: str = "vectorized"):
     """``mcmc.run`` inside ``jax.jit``: compiled once, reused for new keys."""
     import jax
 
-    mcmc = make_mcmc(size)
+    mcmc = make_mcmc(size, chain_method)
 
     @jax.jit
     def full(key):
@@ -230,11 +235,7 @@ def child(which: str, seed: int, out: str, size: dict) -> None:
     import jax
 
     jax.config.update("jax_enable_compilation_cache", False)
-    if which == "ours-map":
-        from nuts_prototypes import sequential_chains
-
-        sequential_chains().__enter__()  # this child only; never exited
-    if which in ("ours", "ours-map"):
+    if which == "ours":
         from models.toy import toy_target
         from samplers.kernels import build_sampler
         from samplers.run import run_chains
@@ -259,7 +260,7 @@ def child(which: str, seed: int, out: str, size: dict) -> None:
     print(json.dumps({"which": which, "shape": list(np.shape(x))}))
 
 
-def end_to_end(size: dict, reps: int, prototype: bool = True) -> dict[str, list[dict]]:
+def end_to_end(size: dict, reps: int) -> dict[str, list[dict]]:
     script = str(Path(__file__).resolve())
     env = clean_env()
     sizes = [
@@ -284,10 +285,7 @@ def end_to_end(size: dict, reps: int, prototype: bool = True) -> dict[str, list[
 
             return job
 
-        jobs = {"ours": make("ours"), "peer": make("numpyro")}
-        if prototype:
-            jobs["ours-map"] = make("ours-map")
-        return interleave(jobs, reps)
+        return interleave({"ours": make("ours"), "peer": make("numpyro")}, reps)
 
 
 # ----------------------------------------------------------------- main
@@ -301,24 +299,30 @@ def main(quick: bool = False, reps: int | None = None) -> list[dict]:
     job = f"{size['chains']} chains, {size['warmup']} warmup, {size['draws']} draws, beta {BETA:g}"
     results = []
 
-    # (a) compiled, in one process, interleaved: ours, NumPyro jitted, NumPyro jitted split
+    # (a) compiled, in one process, interleaved: ours (all cores, one device), NumPyro jitted
+    import jax
+
     runs = interleave(
         {
             "ours": make_ours(size),
+            "one": make_ours(size, devices=1),
             "peer": make_peer_jit(size),
             "split": make_peer_split(size),
-            "proto": make_ours(size, sequential=True),
+            "sequential": make_peer_jit(size, "sequential"),
         },
         size["reps"],
         warmup=True,
     )
-    ours, peer, split, proto = runs["ours"], runs["peer"], runs["split"], runs["proto"]
+    ours, one, peer, split, seq = (runs[k] for k in ("ours", "one", "peer", "split", "sequential"))
     detail = {
+        "devices": jax.local_device_count(),
         "ours": {k: [r[k] for r in ours] for k in ours[0]},
+        "ours_one_device": {k: [r[k] for r in one] for k in one[0]},
         "numpyro_jit": {k: [r[k] for r in peer] for k in peer[0]},
         "numpyro_split": {k: [r[k] for r in split] for k in split[0]},
-        "prototype_lax_map": {k: [r[k] for r in proto] for k in proto[0]},
+        "numpyro_sequential_jit": {k: [r[k] for r in seq] for k in seq[0]},
     }
+    placement = f"ours on {jax.local_device_count()} host devices (one per core, the CLI's default)"
     results.append(
         result(
             "nuts_ess_per_s_compiled",
@@ -330,7 +334,7 @@ def main(quick: bool = False, reps: int | None = None) -> list[dict]:
             mach=mach,
             extra=detail,
             notes=f"{job}; warmup + draws, compile excluded (second and later runs, new seeds); "
-            "ESS = min bulk ESS over x0, x1 in box coordinates",
+            f"{placement}; ESS = min bulk ESS over x0, x1 in box coordinates",
         )
     )
     results.append(
@@ -342,28 +346,32 @@ def main(quick: bool = False, reps: int | None = None) -> list[dict]:
             unit="ESS/s",
             target=3.0,
             mach=mach,
-            notes=f"{job}; draws only (ours: Trace.sampling_seconds, 20 chunks with a host "
-            "transfer each; NumPyro: the run after a separate jitted mcmc.warmup)",
+            notes=f"{job}; draws only (ours: Trace.sampling_seconds; NumPyro: the run after a "
+            f"separate jitted mcmc.warmup); {placement}",
         )
     )
-
     results.append(
         result(
-            "prototype_nuts_lax_map_ess_per_s_compiled",
-            ours=[r["ess"] / r["total_s"] for r in proto],
+            "nuts_ess_per_s_compiled_one_device",
+            ours=[r["ess"] / r["total_s"] for r in one],
             peer=[r["ess"] / r["total_s"] for r in peer],
             peer_name="NumPyro NUTS vectorized, MCMC.run under jax.jit",
             unit="ESS/s",
-            target=3.0,
             mach=mach,
-            prototype=True,
-            extra={
-                "speedup_vs_ours": [
-                    o["total_s"] / p["total_s"] for o, p in zip(ours, proto, strict=True)
-                ]
-            },
-            notes=f"{job}; PROTOTYPE, not the source: samplers/run.py with lax.map over chains "
-            "instead of vmap (benchmarks/nuts_prototypes.py), warmup + draws, compile excluded",
+            notes=f"{job}; ours with every chain on one device (run_chains(devices=1)): what the "
+            "placement over cores is worth, by difference with nuts_ess_per_s_compiled",
+        )
+    )
+    results.append(
+        result(
+            "nuts_ess_per_s_vs_numpyro_sequential",
+            ours=[r["ess"] / r["total_s"] for r in ours],
+            peer=[r["ess"] / r["total_s"] for r in seq],
+            peer_name="NumPyro NUTS chain_method='sequential', MCMC.run under jax.jit",
+            unit="ESS/s",
+            mach=mach,
+            notes=f"{job}; NumPyro's fastest configuration on this CPU (no vmap: each chain runs "
+            f"its own trajectory lengths); {placement}",
         )
     )
 
@@ -403,28 +411,10 @@ def main(quick: bool = False, reps: int | None = None) -> list[dict]:
                 "peer_ess": [r["ess"] for r in e2e["peer"]],
             },
             notes=f"{job}; fresh Python process each (imports + trace + XLA compile + sampling, "
-            "no persistent compilation cache), wall time measured by the parent",
+            "no persistent compilation cache; ours on one host device per core, compiled once per "
+            "device, concurrently), wall time measured by the parent",
         )
     )
-    if "ours-map" in e2e:
-        results.append(
-            result(
-                "prototype_nuts_lax_map_ess_per_s_end_to_end",
-                ours=[r["ess"] / r["total_s"] for r in e2e["ours-map"]],
-                peer=[r["ess"] / r["total_s"] for r in e2e["peer"]],
-                peer_name="NumPyro NUTS vectorized, plain mcmc.run",
-                unit="ESS/s",
-                target=1.0,
-                mach=mach,
-                prototype=True,
-                extra={
-                    "wall_s": [r["total_s"] for r in e2e["ours-map"]],
-                    "ess": [r["ess"] for r in e2e["ours-map"]],
-                },
-                notes=f"{job}; PROTOTYPE, not the source: lax.map over chains "
-                "(benchmarks/nuts_prototypes.py) in a fresh process, as above",
-            )
-        )
     return results
 
 
@@ -433,7 +423,7 @@ if __name__ == "__main__":
 
     if "--child" in sys.argv:
         p = argparse.ArgumentParser()
-        p.add_argument("--child", choices=["ours", "ours-map", "numpyro"])
+        p.add_argument("--child", choices=["ours", "numpyro"])
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--out", required=True)
         p.add_argument("--chains", type=int, default=FULL["chains"])

@@ -56,8 +56,20 @@ class Trace(NamedTuple):
 
 def chain_keys(rng_key: jax.Array, num_chains: int, start: int = 0) -> jax.Array:
     """Key of each chain, ``fold_in(rng_key, chain_index)``."""
-    index = jnp.arange(start, start + num_chains, dtype=jnp.uint32)
+    return _chain_keys(rng_key, jnp.uint32(start), int(num_chains))
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _chain_keys(rng_key, start, num_chains: int):
+    index = start + jnp.arange(num_chains, dtype=jnp.uint32)
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng_key, index)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _warmup_and_draw_keys(rng_key, start, num_chains: int):
+    """Per chain: (warmup key, draw key) = ``split(fold_in(rng_key, chain))`` (one compiled program)."""
+    split = jax.vmap(jax.random.split)(_chain_keys(rng_key, start, num_chains))
+    return split[:, 0], split[:, 1]
 
 
 def _tree_where(flag, new, old):
@@ -376,9 +388,7 @@ def run_chains(
     padded = layout.padded
     if padded > num_chains:  # extra chains keep the blocks even; they are dropped at the end
         positions = jnp.concatenate([positions, jnp.repeat(positions[-1:], padded - num_chains, 0)])
-    keys = chain_keys(rng_key, padded, first_chain)
-    split = jax.vmap(jax.random.split)(keys)
-    warmup_keys, draw_keys = split[:, 0], split[:, 1]
+    warmup_keys, draw_keys = _warmup_and_draw_keys(rng_key, jnp.uint32(first_chain), padded)
     draw_blocks = layout.blocks(draw_keys)
 
     progress = sys.stderr.isatty() if progress is None else bool(progress)
