@@ -7,7 +7,7 @@ chains. Both sides take the same number of steps of the same update on the
 same network from the same weights:
 
 * ours: ``diagnostics.llc.estimate_llc`` (chains vmapped, steps in compiled
-  chunks); timed from its second call (the first compiles; its compile time
+  chunks, spread over one host device per core as in ``surf llc``); timed from its second call (the first compiles; its compile time
   is recorded);
 * peer: ``benchmarks/peer_torch_sgld.py``, an ``nn.Module`` per chain and
   the usual ``backward()`` / in-place update loop, in its own interpreter
@@ -32,6 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from samplers.placement import use_host_cores  # noqa: E402
+
+use_host_cores()  # ours as the CLI runs it: a host device per core (before JAX starts)
 
 from common import (  # noqa: E402
     ROOT,

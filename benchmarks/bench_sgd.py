@@ -7,7 +7,9 @@ T = 100 steps, momentum 0; 10^6 independent runs from uniform starts on
 
 * ours: ``samplers.run.run_final_positions`` with the ``sgd`` sampler, as
   ``surf.sgd.sgd_experiment`` calls it (batch size 65 536), compiled (a first
-  call on the same batch shape is not timed);
+  call on the same batch shape is not timed), on one host device per core as
+  the CLI runs it (``use_host_cores``; each batch split over them); a row
+  with one device shows what that is worth;
 * peer: vectorized NumPy, float32, the same update in place,
   ``rng.standard_normal(dtype=np.float32)`` for the noise.
 
@@ -31,6 +33,10 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from samplers.placement import use_host_cores  # noqa: E402
+
+use_host_cores()  # ours as the CLI runs it: a host device per core (before JAX starts)
 
 from common import interleave, machine, print_results, result, save_json  # noqa: E402
 
@@ -107,7 +113,7 @@ def _record(z):
     return {"x": z}
 
 
-def make_ours(num_runs: int, batch_size: int = 65_536):
+def make_ours(num_runs: int, batch_size: int = 65_536, devices: int | None = None):
     import jax
 
     from samplers.run import run_final_positions
@@ -122,6 +128,7 @@ def make_ours(num_runs: int, batch_size: int = 65_536):
         record_fn=_record,
         batch_size=batch_size,
         progress=False,
+        devices=devices,
     )
 
     def job(seed: int) -> dict:
@@ -134,6 +141,7 @@ def make_ours(num_runs: int, batch_size: int = 65_536):
             record_fn=_record,
             batch_size=batch_size,
             progress=False,
+            devices=devices,
         )["x"]
         seconds = time.perf_counter() - start
         return {"seconds": seconds, "rate": num_runs * T / seconds, "final": out}
@@ -202,7 +210,7 @@ def profile(size: dict, mach: dict) -> list[dict]:
     out: list[dict] = []
     n, reps = size["profile_runs"], size["profile_reps"]
     _, sampler, positions, run_key = _setup(n)
-    ours = make_ours(n)
+    ours = make_ours(n, devices=1)  # the prototypes run on one device
 
     # fixed cost per batch: T = 1 step, 16 batches of 4096
     def overhead(seed):
@@ -214,7 +222,7 @@ def profile(size: dict, mach: dict) -> list[dict]:
             num_steps=1,
             record_fn=_record,
             batch_size=4096,
-            progress=False,
+            progress=False, devices=1,
         )
         return (time.perf_counter() - start) / 16
 
@@ -243,7 +251,7 @@ def profile(size: dict, mach: dict) -> list[dict]:
                 f"sgd_profile: {v.name}",
                 ours=rates[v.name],
                 peer=rates["ours"],
-                peer_name="ours (run_final_positions)",
+                peer_name="ours (run_final_positions, one device)",
                 unit="particle-steps/s",
                 mach=mach,
                 prototype=True,
@@ -262,10 +270,10 @@ def profile(size: dict, mach: dict) -> list[dict]:
     P.make.cache_clear()
     try:
         ref = run_final_positions(
-            run_key, sampler, positions, num_steps=T, record_fn=_record, progress=False
+            run_key, sampler, positions, num_steps=T, record_fn=_record, progress=False, devices=1
         )["x"]
         got = run_final_positions(
-            run_key, sampler2, positions, num_steps=T, record_fn=_record, progress=False
+            run_key, sampler2, positions, num_steps=T, record_fn=_record, progress=False, devices=1
         )["x"]
         identical = bool(np.array_equal(ref, got, equal_nan=True))
 
@@ -277,7 +285,7 @@ def profile(size: dict, mach: dict) -> list[dict]:
                 positions,
                 num_steps=T,
                 record_fn=_record,
-                progress=False,
+                progress=False, devices=1,
             )
             return n * T / (time.perf_counter() - start)
 
@@ -295,7 +303,7 @@ def profile(size: dict, mach: dict) -> list[dict]:
             "sgd_profile: package loop, JAX's unrolled Threefry lowering on CPU",
             ours=rates["patched"],
             peer=rates["ours"],
-            peer_name="ours (run_final_positions)",
+            peer_name="ours (run_final_positions, one device)",
             unit="particle-steps/s",
             mach=mach,
             prototype=True,
@@ -310,7 +318,7 @@ def profile(size: dict, mach: dict) -> list[dict]:
             "sgd_profile: lean + flag, fold_in, unrolled lowering",
             ours=rates["lean"],
             peer=rates["ours"],
-            peer_name="ours (run_final_positions)",
+            peer_name="ours (run_final_positions, one device)",
             unit="particle-steps/s",
             mach=mach,
             prototype=True,
@@ -321,7 +329,7 @@ def profile(size: dict, mach: dict) -> list[dict]:
     # batch sizes, ours vs the default batch size in the same round
     nb = size["sweep_runs"]
     sweep = {
-        f"batch {b}": (lambda b: (lambda job: lambda s: job(s)["rate"])(make_ours(nb, b)))(b)
+        f"batch {b}": (lambda b: (lambda job: lambda s: job(s)["rate"])(make_ours(nb, b, devices=1)))(b)
         for b in size["sweep_sizes"]
     }
     best = P.Variant("lean, flag, counter", state="lean", finite="flag", noise="counter")
@@ -397,9 +405,12 @@ def main(quick: bool = False, reps: int | None = None, do_profile: bool = True) 
         size["reps"] = reps
     mach = machine()
     n = size["runs"]
-    runs = interleave({"ours": make_ours(n), "numpy": make_numpy(n)}, size["reps"])
-    ours, peer = runs["ours"], runs["numpy"]
+    import jax
+
+    runs = interleave({"ours": make_ours(n), "one": make_ours(n, devices=1), "numpy": make_numpy(n)}, size["reps"])
+    ours, one, peer = runs["ours"], runs["one"], runs["numpy"]
     check = {
+        "devices": jax.local_device_count(),
         "ours_P(|x|<0.1)": [_near_origin(r["final"]) for r in ours],
         "numpy_P(|x|<0.1)": [_near_origin(r["final"]) for r in peer],
         "ours_seconds": [r["seconds"] for r in ours],
@@ -416,9 +427,19 @@ def main(quick: bool = False, reps: int | None = None, do_profile: bool = True) 
             mach=mach,
             extra=check,
             notes=f"cross a={A:g} lam={LAM:g}, eps={EPS:g}, eta={ETA:g}, T={T}, momentum 0, {n} runs; "
-            "ours = run_final_positions (batch 65536), compiled; same statistics checked "
+            f"ours = run_final_positions (batch 65536), compiled, on {jax.local_device_count()} host "
+            "devices (one per core, the CLI's default); same statistics checked "
             "(fraction of runs within 0.1 of the origin in extra)",
-        )
+        ),
+        result(
+            "sgd_particle_steps_per_s_one_device",
+            ours=[r["rate"] for r in one],
+            peer=[r["rate"] for r in peer],
+            peer_name="NumPy float32, vectorized, in place",
+            unit="particle-steps/s",
+            mach=mach,
+            notes="as sgd_particle_steps_per_s with every run on one device (devices=1)",
+        ),
     ]
     runs = interleave({"ours": make_experiment(n), "numpy": make_numpy(n)}, size["experiment_reps"])
     results.append(
