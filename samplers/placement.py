@@ -100,12 +100,25 @@ def use_host_cores(count: int | None = None) -> int | None:
     if _HOST_FLAG in flags or _backend_started():
         return None
     if count is None:
-        try:
-            count = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            count = os.cpu_count() or 1
+        count = usable_cores()
     count = max(1, int(count))
     os.environ["XLA_FLAGS"] = f"{flags} {_HOST_FLAG}={count}".strip()
+    return count
+
+
+def usable_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (containers)."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        count = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            quota, period = fh.read().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
     return count
 
 

@@ -14,9 +14,11 @@ it and compiles ``exported.call`` (a persistent-cache hit) without tracing.
 What the key holds, so a stored program is never used for a different one:
 the caller's facts (JSON), the program's role, the argument shapes and dtypes,
 the versions of the packages that shape the program (jax, jaxlib, blackjax,
-numpyro, optax), a digest of this package's own source files, the JAX options
-that change numerics (x64, PRNG implementation, Threefry partitioning, matmul
-precision) and the backend. Callers pass facts only when their configuration
+numpyro, optax), a digest of this package's own source files, every JAX option
+that JAX itself counts in its trace context (x64, Threefry partitioning,
+accurate ``erf_inv``, matmul precision, ...) plus the PRNG implementation, and
+the backend. Facts must have an exact JSON form (numbers, strings, lists,
+dicts; arrays by their bytes' digest); anything else is not stored. Callers pass facts only when their configuration
 does determine the program: the CLI does so for built-in models, never for a
 user's ``--loss`` or ``--numpyro`` file (its code can change between runs
 without its name changing).
@@ -27,12 +29,15 @@ also equal those of a traced run (tested). A missing, unreadable or corrupt
 entry is traced again and rewritten; a program that cannot be exported (an
 unsupported pytree, a host callback) is compiled directly as before.
 
-Files are plain bytes: a header line of JSON (what the entry is, the NamedTuple
-types of its pytrees) and JAX's flatbuffer serialization. Nothing is pickled.
+Files are plain bytes: a header line of JSON (the key, the NamedTuple types of
+its pytrees, the SHA-256 of the rest) and JAX's flatbuffer serialization. An
+entry whose checksum fails, or that JAX cannot compile, is dropped and traced
+again. Nothing is pickled.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import importlib
@@ -45,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 __all__ = ["compile_program", "program_folder"]
 
@@ -70,16 +76,70 @@ def program_folder() -> Path | None:
     return None if not root else Path(root) / "programs"
 
 
-@functools.lru_cache(maxsize=1)
-def _source_digest() -> str:
-    """SHA-256 over this package's Python sources (a code change invalidates every entry)."""
-    root = Path(__file__).resolve().parent.parent
+def _tree_digest(root: Path, packages=("samplers", "models", "diagnostics", "surf")) -> str:
+    """SHA-256 over the Python sources of ``packages`` under ``root``."""
     digest = hashlib.sha256()
-    for package in ("samplers", "models", "diagnostics", "surf"):
+    for package in packages:
         for path in sorted((root / package).rglob("*.py")):
             digest.update(str(path.relative_to(root)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _source_digest() -> str:
+    """This package's sources (a code change invalidates every entry)."""
+    return _tree_digest(Path(__file__).resolve().parent.parent)
+
+
+class _NotStorable(TypeError):
+    """A fact or value with no exact, stable JSON form: the program is not stored."""
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as exact JSON (no repr that rounds, truncates or holds an address)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value  # json writes floats with repr, which round-trips exactly
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise _NotStorable(f"a dict with non-string keys: {list(value)[:3]}")
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(json.dumps(_plain(v), sort_keys=True) for v in value)
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        return {"array": str(data.dtype), "shape": list(data.shape), "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
+    raise _NotStorable(f"no exact JSON form for {type(value).__name__}")
+
+
+def _jax_options() -> dict[str, Any]:
+    """Every JAX option that enters tracing (JAX's own trace-context list), else a known few."""
+    try:
+        from jax._src.config import trace_context, trace_context_names
+
+        pairs = [(n, v) for n, v in zip(trace_context_names(), trace_context(), strict=True) if n.startswith("jax_")]
+    except Exception:  # noqa: BLE001 - a JAX without the list: the options known to change numerics
+        pairs = [(n, getattr(jax.config, n)) for n in _OPTIONS]
+    out = {}
+    for name, value in pairs:
+        try:
+            out[name] = _plain(value)
+        except _NotStorable:
+            text = str(value)
+            if " at 0x" in text:
+                raise
+            out[name] = f"{type(value).__name__}:{text}"
+    for name in _OPTIONS:  # not all of these are trace-context options
+        out.setdefault(name, _plain(getattr(jax.config, name)))
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,18 +159,22 @@ def _avals(args) -> list:
 
 
 def _key(role: str, facts: Any, args) -> tuple[str, dict[str, Any]]:
+    """``(digest, record)``; raises :class:`_NotStorable` when the facts have no exact JSON form."""
     backend = jax.devices()[0]
     record = {
         "role": role,
-        "facts": facts,
+        "facts": _plain(facts),
         "arguments": _avals(args),
         "versions": _versions(),
         "source": _source_digest(),
-        "options": {name: str(getattr(jax.config, name)) for name in _OPTIONS},
+        "options": _jax_options(),
         "backend": [backend.platform, backend.device_kind],
     }
-    text = json.dumps(record, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:32], record
+    return hashlib.sha256(_dumps(record).encode()).hexdigest()[:32], record
+
+
+def _dumps(record: Any) -> str:
+    return json.dumps(record, sort_keys=True, allow_nan=True)
 
 
 def _namedtuples(treedef) -> set[type]:
@@ -162,10 +226,10 @@ def _load(path: Path, record: dict[str, Any]):
             return None
         header, _, blob = data[len(_MAGIC) :].partition(b"\n")
         meta = json.loads(header)
-        if json.dumps(meta.get("key"), sort_keys=True, default=repr) != json.dumps(
-            record, sort_keys=True, default=repr
-        ):
+        if _dumps(meta.get("key")) != _dumps(record):
             return None  # a hash collision or a hand-edited file: trace again
+        if meta.get("blob_sha256") != hashlib.sha256(blob).hexdigest():
+            return None  # damaged on disk: JAX would parse it only later, and may crash on it
         for name in meta.get("types", []):
             _register(_resolve(name))
         return jax.export.deserialize(bytearray(blob))
@@ -177,13 +241,15 @@ def _store(path: Path, exported, record: dict[str, Any]) -> None:
     types = _namedtuples(exported.in_tree) | _namedtuples(exported.out_tree)
     for kind in types:
         _register(kind)
-    blob = exported.serialize()
-    header = json.dumps({"key": record, "types": sorted(_type_name(k) for k in types)}, sort_keys=True, default=repr)
+    blob = bytes(exported.serialize())
+    header = _dumps(
+        {"key": record, "types": sorted(_type_name(k) for k in types), "blob_sha256": hashlib.sha256(blob).hexdigest()}
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(_MAGIC + header.encode() + b"\n" + bytes(blob))
+            fh.write(_MAGIC + header.encode() + b"\n" + blob)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -200,7 +266,10 @@ def compile_program(fn, args: tuple, *, role: str, facts: Any = None):
     folder = program_folder()
     if facts is None or folder is None:
         return fn.lower(*args).compile()
-    digest, record = _key(role, facts, args)
+    try:
+        digest, record = _key(role, facts, args)
+    except _NotStorable:
+        return fn.lower(*args).compile()
     with _LOCK:
         lock = _DIGEST_LOCKS.setdefault(digest, threading.Lock())
     with lock:  # devices compiling the same program concurrently trace (or load) it once
@@ -220,7 +289,12 @@ def compile_program(fn, args: tuple, *, role: str, facts: Any = None):
                     _EXPORTED[digest] = _DIRECT
                     return fn.lower(*args).compile()
             _EXPORTED[digest] = exported
-    return jax.jit(exported.call).lower(*args).compile()
+        try:
+            return jax.jit(exported.call).lower(*args).compile()
+        except Exception:  # noqa: BLE001 - a stored program JAX cannot compile: drop it, trace as before
+            _EXPORTED[digest] = _DIRECT
+            (folder / f"{digest}.jaxprog").unlink(missing_ok=True)
+            return fn.lower(*args).compile()
 
 
 def remembered(kind: str, facts: Any, compute):
@@ -234,21 +308,33 @@ def remembered(kind: str, facts: Any, compute):
     folder = program_folder()
     if facts is None or folder is None:
         return compute()
-    digest, record = _key(kind, facts, ())
+    try:
+        digest, record = _key(kind, facts, ())
+    except _NotStorable:
+        return compute()
     path = folder / f"{digest}.json"
     try:
         saved = json.loads(path.read_text())
-        if json.dumps(saved["key"], sort_keys=True, default=repr) == json.dumps(record, sort_keys=True, default=repr):
+        if _dumps(saved["key"]) == _dumps(record):
             return saved["value"]
     except Exception:  # noqa: BLE001 - absent or bad: compute again
         pass
     value = compute()
     try:
+        text = _dumps({"key": record, "value": _plain(value)})
+    except _NotStorable:
+        return value
+    if json.loads(text)["value"] != value:
+        return value  # would not come back equal (a tuple, a numpy scalar): not kept
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"key": record, "value": value}, fh, sort_keys=True, default=repr)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
     except OSError:
         pass
     return value

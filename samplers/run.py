@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -259,6 +260,8 @@ def _compile_each(compile_one, per_device_args):
 
 
 _POOLS: dict[int, Any] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has the executors but not their threads
+    os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def _on_each_device(calls):
@@ -324,8 +327,9 @@ def run_chains(
     chunk_size
         Draws per jitted chunk, at most 10 000 by default: about 20 chunks
         when a progress bar, a checkpoint or ``on_chunk`` watches the run,
-        else as few as that allows (each chunk costs a dispatch and a host
-        transfer). The draws do not depend on it.
+        else 4 (each chunk costs a dispatch and a host transfer; an
+        interrupt waits for the chunk in flight). The draws do not depend
+        on it.
     progress
         Show a rich progress bar (default: when stderr is a terminal).
     on_chunk
@@ -394,7 +398,7 @@ def run_chains(
     progress = sys.stderr.isatty() if progress is None else bool(progress)
     if chunk_size is None:  # chunks are for whoever watches the run; each costs a dispatch and a transfer
         watched = progress or checkpoint is not None or on_chunk is not None
-        chunk_size = min(10_000, max(1, math.ceil(num_draws / (20 if watched else 1))))
+        chunk_size = min(10_000, max(1, math.ceil(num_draws / (20 if watched else 4))))
     num_chunks = math.ceil(num_draws / chunk_size)
     chunk_size = math.ceil(num_draws / num_chunks)
     chunk_maker = _make_chunk_fn(sampler, record_fn, int(thin), chunk_size)

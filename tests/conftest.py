@@ -35,3 +35,15 @@ def surf_env(tmp_path_factory) -> dict[str, str]:
     env.setdefault("JAX_PLATFORMS", "cpu")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@pytest.fixture(autouse=True)
+def _keep_xla_flags():
+    """``surf.cli.main`` run in-process may set ``XLA_FLAGS`` (``use_host_cores``) when it is
+    the first to touch JAX; put it back, so no test depends on the order tests ran in."""
+    before = os.environ.get("XLA_FLAGS")
+    yield
+    if before is None:
+        os.environ.pop("XLA_FLAGS", None)
+    else:
+        os.environ["XLA_FLAGS"] = before

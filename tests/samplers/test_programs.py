@@ -76,14 +76,34 @@ SCRIPT = """
         four = R.run_chains(jax.random.key(0), s, pos, devices=4, program_key=facts, **kw)  # other shapes
         assert len(exports) == 2, f"{name}: blocks of other shapes are other programs"
         same(traced, four, f"{name} on 4 devices vs traced")
-        # a corrupt or truncated entry is traced again and rewritten
+        # a corrupt, truncated or bit-flipped entry (header intact) is traced again and rewritten
         for i, path in enumerate(sorted(new)):
-            path.write_bytes(b"garbage" if i == 0 else path.read_bytes()[:100])
+            data = bytearray(path.read_bytes())
+            if i == 0:
+                data[-500] ^= 0x10  # inside the serialized program; the header still parses
+                path.write_bytes(bytes(data))
+            else:
+                path.write_bytes(b"garbage" if name == "sgd" else bytes(data[:100]))
         R._COMPILED.clear(); programs._EXPORTED.clear()
         again = R.run_chains(jax.random.key(0), s, pos, devices=2, program_key=facts, **kw)  # the same shapes
         same(traced, again, f"{name} after corruption")
         assert all(p.stat().st_size > 1000 and p.read_bytes().startswith(b"surf-program 1\\n") for p in new), \
             "not rewritten"
+    # the same facts with other chunk sizes, thinning or warmup: other programs, never the stored ones
+    s = build_sampler("mala", t, SamplerOptions())
+    facts = {"target": t.config, "sampler": "mala"}
+    for change in ({"chunk_size": 10}, {"thin": 2}, {"num_warmup": 30}):
+        R._COMPILED.clear(); programs._EXPORTED.clear()
+        base = R.run_chains(jax.random.key(0), s, pos, devices=1, program_key=facts, **kw)
+        count = len(list(store.glob("*.jaxprog")))
+        R._COMPILED.clear(); programs._EXPORTED.clear()
+        other = R.run_chains(jax.random.key(0), s, pos, devices=1, program_key=facts, **dict(kw, **change))
+        assert len(list(store.glob("*.jaxprog"))) > count, f"{change}: no new program"
+        R._COMPILED.clear(); programs._EXPORTED.clear()
+        traced = R.run_chains(jax.random.key(0), s, pos, devices=1, **dict(kw, **change))
+        same(traced, other, f"{change}: stored vs traced")
+        if "chunk_size" in change:
+            same(base, other, "the chunk size does not change the draws")
     # other facts (another model): another entry, never the first model's program
     t2 = toy_target("cross", ["lam=1"], beta=20.0)
     s2 = build_sampler("mala", t2, SamplerOptions())
@@ -122,6 +142,15 @@ def test_the_key_changes_with_what_shapes_a_program(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(programs, "_versions", lambda: {"jax": "0.0"})
     assert programs._key("chunk", {"model": "cross"}, args)[0] != base
+    monkeypatch.undo()
+    for option, value in (("jax_default_matmul_precision", "highest"), ("jax_accurate_erf_inv", True)):
+        old = getattr(jax.config, option)
+        jax.config.update(option, value)
+        try:
+            assert programs._key("chunk", {"model": "cross"}, args)[0] != base, option
+        finally:
+            jax.config.update(option, old)
+    assert programs._key("chunk", {"model": "cross"}, args)[0] == base
 
 
 def test_no_store_without_facts_or_without_a_cache(tmp_path, monkeypatch):
@@ -156,10 +185,51 @@ def test_an_entry_under_another_key_or_naming_a_foreign_type_is_not_used(tmp_pat
         programs._resolve("subprocess:Popen")
 
 
-def test_the_source_digest_covers_the_package(repo_root):
-    digest = programs._source_digest()
-    assert len(digest) == 64
-    assert Path(repo_root, "samplers", "programs.py").exists()
+def test_the_source_digest_changes_with_any_source_file(repo_root, tmp_path):
+    import shutil
+
+    for package in ("samplers", "models"):
+        shutil.copytree(Path(repo_root, package), tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    before = programs._tree_digest(tmp_path, ("samplers", "models"))
+    assert before == programs._tree_digest(tmp_path, ("samplers", "models"))
+    path = tmp_path / "models" / "toy.py"
+    path.write_text(path.read_text().replace("def ", "def  ", 1))
+    assert programs._tree_digest(tmp_path, ("samplers", "models")) != before
+    assert programs._source_digest() == programs._tree_digest(Path(repo_root))
+
+
+def test_facts_without_an_exact_json_form_are_not_stored(tmp_path, monkeypatch):
+    import numpy as np
+
+    fn = jax.jit(lambda x: x * 3)
+    x = jax.numpy.ones(2)
+    monkeypatch.setattr(programs, "program_folder", lambda: tmp_path)
+    assert float(programs.compile_program(fn, (x,), role="r", facts={"f": object()})(x)[0]) == 3.0
+    assert list(tmp_path.iterdir()) == []
+    # arrays enter by the digest of their bytes, not by a rounded repr
+    a, b = np.array(0.000123456789012), np.array(0.000123456789999)
+    assert repr(a) == repr(b)
+    assert programs._key("r", {"w": a}, (x,))[0] != programs._key("r", {"w": b}, (x,))[0]
+    assert programs._key("r", {"w": np.float32(0.5)}, (x,))[0] == programs._key("r", {"w": 0.5}, (x,))[0]
+
+
+def test_remembered_values_come_back_equal_or_are_not_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(programs, "program_folder", lambda: tmp_path)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return 0.08720950097246506
+
+    assert programs.remembered("occupancy", {"model": "cross"}, compute) == 0.08720950097246506
+    assert programs.remembered("occupancy", {"model": "cross"}, compute) == 0.08720950097246506
+    assert len(calls) == 1
+    assert programs.remembered("occupancy", {"model": "cross", "radius": 0.2}, compute) and len(calls) == 2
+    assert programs.remembered("occupancy", None, compute) and len(calls) == 3  # no facts: computed
+    odd = programs.remembered("pair", {"a": 1}, lambda: (1, 2))  # a tuple would come back a list
+    assert odd == (1, 2) and not list(tmp_path.glob("*.tmp"))
+    assert programs.remembered("pair", {"a": 1}, lambda: (3, 4)) == (3, 4)  # it was not kept
 
 
 def test_a_program_that_cannot_be_exported_is_compiled_as_before(tmp_path, monkeypatch):

@@ -147,3 +147,18 @@ def test_usage_errors_exit_2_with_one_line(no_cache, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--chains" in err
+
+
+def test_program_facts_only_for_built_in_models_and_with_every_option():
+    from samplers.kernels import SamplerOptions
+
+    args = build_parser().parse_args(["sample", "--model", "cross", "--beta", "20"])
+    target = target_from_args(args, start_key=None, num_chains=2)
+    facts = common.program_facts(args, target, "nuts", SamplerOptions())
+    assert facts["target"] == target.config and facts["sampler"] == "nuts"
+    assert set(facts["sampler_options"]) == set(vars(SamplerOptions()))  # every option, defaults too
+    other = common.program_facts(args, target, "nuts", SamplerOptions(mass_matrix="identity"))
+    assert other != facts
+    for flags in (["--loss", "x.py:f", "--dim", "2"], ["--numpyro", "m.py:model"]):
+        user = build_parser().parse_args(["sample", *flags])
+        assert common.program_facts(user, target, "nuts", SamplerOptions()) is None, flags
