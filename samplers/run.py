@@ -275,13 +275,62 @@ def _on_each_device(calls):
     """
     if len(calls) == 1:
         return [calls[0]()]
+    return list(_pool(len(calls)).map(lambda call: jax.block_until_ready(call()), calls))
+
+
+def _pipelined(chunk_fns, draw_blocks, carry, chunk_indices, chunk_size: int):
+    """Yield ``(carry, records)`` per chunk, each a list over devices, while the devices run ahead.
+
+    One worker per device runs that device's chunks one after another and
+    hands each result over; the caller joins, checkpoints and reports chunk
+    ``c`` while the devices already compute ``c + 1``. No device waits for
+    another (chains' costs vary chunk to chunk, so a barrier per chunk would
+    cost the slowest device's time every chunk), and the caller waits in a
+    queue, where Ctrl-C reaches it at once. Closing the generator (an
+    interrupt, an error) stops the workers after the chunk they are in.
+    """
+    import queue
+
+    chunk_indices = list(chunk_indices)
+    stop = threading.Event()
+    queues = [queue.Queue() for _ in chunk_fns]
+
+    def work(i):
+        fn, keys, (states, params, alive) = chunk_fns[i], draw_blocks[i], carry[i]
+        device = next(iter(keys.devices()))
+        try:
+            for c in chunk_indices:
+                if stop.is_set():
+                    return
+                states, alive, out = jax.block_until_ready(
+                    fn(keys, states, params, alive, jax.device_put(np.uint32(c * chunk_size), device))
+                )
+                queues[i].put(((states, params, alive), out))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller, which raises it
+            queues[i].put(err)
+
+    pool = _pool(len(chunk_fns))
+    for i in range(len(chunk_fns)):
+        pool.submit(work, i)
+    try:
+        for _ in chunk_indices:
+            got = [q.get() for q in queues]
+            for item in got:
+                if isinstance(item, BaseException):
+                    raise item
+            yield [g[0] for g in got], [g[1] for g in got]
+    finally:
+        stop.set()  # workers still in a chunk finish it and return
+
+
+def _pool(size: int):
     with _COMPILED_LOCK:
-        pool = _POOLS.get(len(calls))
+        pool = _POOLS.get(size)
         if pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            pool = _POOLS[len(calls)] = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="surf-device")
-    return list(pool.map(lambda call: jax.block_until_ready(call()), calls))
+            pool = _POOLS[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="surf-device")
+    return pool
 
 
 def _mask(alive, x):
@@ -442,7 +491,7 @@ def run_chains(
     chunk_role = f"chunk {int(thin)} {chunk_size} {_sequential(sampler)}"
     chunk_fns = _compile_each(
         lambda k, c, d: _compiled(
-            chunk_maker, k, *c, jax.device_put(jnp.uint32(0), d), role=chunk_role, facts=program_key
+            chunk_maker, k, *c, jax.device_put(np.uint32(0), d), role=chunk_role, facts=program_key
         ),
         list(zip(draw_blocks, carry, layout.devices, strict=True)),
     )
@@ -455,15 +504,9 @@ def run_chains(
     start = time.perf_counter()
     with _progress(progress, description, num_draws) as advance:
         advance(min(num_draws, first_chunk * chunk_size))
-        for c in range(first_chunk, num_chunks):
-            outs = _on_each_device(
-                [
-                    functools.partial(fn, k, *block, jax.device_put(jnp.uint32(c * chunk_size), d))
-                    for fn, k, block, d in zip(chunk_fns, draw_blocks, carry, layout.devices, strict=True)
-                ]
-            )
-            carry = [(states, params, alive) for (states, alive, _), (_, params, _) in zip(outs, carry, strict=True)]
-            pieces.append(_join(layout, [out for _, _, out in outs]))
+        chunks = _pipelined(chunk_fns, draw_blocks, carry, range(first_chunk, num_chunks), chunk_size)
+        for c, (carry, outs) in zip(range(first_chunk, num_chunks), chunks, strict=True):
+            pieces.append(_join(layout, outs))
             done = min(num_draws, (c + 1) * chunk_size)
             joined = _join(layout, carry) if checkpoint is not None or on_chunk is not None else None
             if checkpoint is not None:

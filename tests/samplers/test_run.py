@@ -112,15 +112,21 @@ def test_on_chunk_reports_progress(go):
 def test_by_default_a_run_is_chunked_only_when_someone_watches_it(go, base, monkeypatch):
     import samplers.run as run_mod
 
-    calls = []
-    real = run_mod._on_each_device
-    monkeypatch.setattr(run_mod, "_on_each_device", lambda fns: calls.append(len(fns)) or real(fns))
-    quiet = go()  # no progress bar, checkpoint or on_chunk: the warmup and 4 chunks
-    assert calls == [1] * 5  # one device, one call each
-    calls.clear()
+    chunks = []
+    real = run_mod._pipelined
+
+    def counting(chunk_fns, draw_blocks, carry, chunk_indices, chunk_size):
+        chunk_indices = list(chunk_indices)
+        chunks.append((len(chunk_fns), len(chunk_indices), chunk_size))
+        return real(chunk_fns, draw_blocks, carry, chunk_indices, chunk_size)
+
+    monkeypatch.setattr(run_mod, "_pipelined", counting)
+    quiet = go()  # no progress bar, checkpoint or on_chunk: 4 chunks
+    assert chunks == [(1, 4, 8)]  # one device; 30 draws in chunks of 8
+    chunks.clear()
     seen = []
     watched = go(on_chunk=lambda done, carry: seen.append(done))  # about 20 chunks
-    assert len(calls) == 1 + len(seen) and len(seen) == 15 and seen[-1] == DRAWS  # 30 draws: chunks of 2
+    assert chunks == [(1, 15, 2)] and len(seen) == 15 and seen[-1] == DRAWS
     for trace in (quiet, watched):
         assert np.array_equal(trace.draws["x"], base.draws["x"])
 
@@ -253,3 +259,33 @@ def test_calling_the_jitted_chunk_again_with_new_data_does_not_retrace(target, s
     _, _, out2 = chunk(keys2, states2, params2, alive, 5)
     assert len(calls) == traced
     assert not np.allclose(out1[0]["x"], out2[0]["x"])
+
+
+def test_pipelined_chunks_hand_back_errors_and_stop_when_closed():
+    import time
+
+    import samplers.run as run_mod
+
+    calls = []
+
+    def fn(keys, states, params, alive, start):
+        calls.append(int(start))
+        if int(start) == 20:
+            raise RuntimeError("chunk 2 failed")
+        return states + 1, alive, {"x": states}
+
+    keys = jnp.zeros(2)
+    carry = [(jnp.zeros(2), None, jnp.ones(2, bool))]
+    chunks = run_mod._pipelined([fn], [keys], carry, range(5), 10)
+    (first, _), (second, _) = next(chunks), next(chunks)
+    assert float(first[0][0][0]) == 1.0 and float(second[0][0][0]) == 2.0
+    with pytest.raises(RuntimeError, match="chunk 2 failed"):
+        next(chunks)
+    calls.clear()
+    slow = run_mod._pipelined([lambda *a: (time.sleep(0.05), fn(*a))[1]], [keys], carry, range(50), 1)
+    next(slow)
+    slow.close()  # an interrupt or an error in the caller
+    time.sleep(0.3)
+    n = len(calls)
+    time.sleep(0.2)
+    assert len(calls) == n < 10, "workers kept running after the caller stopped"
