@@ -274,8 +274,6 @@ def compile_program(fn, args: tuple, *, role: str, facts: Any = None):
         lock = _DIGEST_LOCKS.setdefault(digest, threading.Lock())
     with lock:  # devices compiling the same program concurrently trace (or load) it once
         exported = _EXPORTED.get(digest)
-        if exported is _DIRECT:
-            return fn.lower(*args).compile()
         if exported is None:
             path = folder / f"{digest}.jaxprog"
             exported = _load(path, record)
@@ -286,15 +284,17 @@ def compile_program(fn, args: tuple, *, role: str, facts: Any = None):
                 except OSError:
                     pass  # an unwritable cache is not an error: the program is just not kept
                 except Exception:  # noqa: BLE001 - not exportable (pytree, callback): compile as before
-                    _EXPORTED[digest] = _DIRECT
-                    return fn.lower(*args).compile()
+                    exported = _DIRECT
             _EXPORTED[digest] = exported
-        try:
-            return jax.jit(exported.call).lower(*args).compile()
-        except Exception:  # noqa: BLE001 - a stored program JAX cannot compile: drop it, trace as before
+    if exported is _DIRECT:
+        return fn.lower(*args).compile()
+    try:  # outside the lock: devices compile their copies concurrently
+        return jax.jit(exported.call).lower(*args).compile()
+    except Exception:  # noqa: BLE001 - a stored program JAX cannot compile: drop it, trace as before
+        with lock:
             _EXPORTED[digest] = _DIRECT
             (folder / f"{digest}.jaxprog").unlink(missing_ok=True)
-            return fn.lower(*args).compile()
+        return fn.lower(*args).compile()
 
 
 def remembered(kind: str, facts: Any, compute):
