@@ -91,14 +91,14 @@ def use_host_cores(count: int | None = None) -> int | None:
     XLA reads when JAX starts its CPU backend: call it before anything asks
     JAX for a device (the CLI calls it first thing; from Python, before the
     first run, as with ``numpyro.set_host_device_count``). A count already
-    in ``XLA_FLAGS`` is the user's and is kept. Accelerators are unaffected
-    (the host devices are not the default backend there). Returns the count
-    set, or ``None`` when ``XLA_FLAGS`` already had one or JAX's backend had
-    already started (too late: nothing is changed).
+    in ``XLA_FLAGS`` or ``JAX_NUM_CPU_DEVICES`` is the user's and is kept.
+    Accelerators are unaffected (the host devices are not the default
+    backend there). Returns the count set, or ``None`` when the user had set
+    one or JAX's backend had already started (too late: nothing changes).
     """
     flags = os.environ.get("XLA_FLAGS", "")
-    if _HOST_FLAG in flags or _backend_started():
-        return None
+    if _HOST_FLAG in flags or os.environ.get("JAX_NUM_CPU_DEVICES") or _backend_started():
+        return None  # the user's count (either spelling) wins; after start-up it is too late
     if count is None:
         count = usable_cores()
     count = max(1, int(count))

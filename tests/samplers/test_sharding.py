@@ -126,6 +126,13 @@ def test_use_host_cores_gives_one_cpu_device_per_core_before_jax_starts(tmp_path
                    .replace("device_count=3", "device_count=2").replace("== 3, jax", "== 2, jax"),
                    {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, cwd=repo_root)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    # ... in JAX's own spelling too
+    proc = _python(script.replace("use_host_cores(3) == 3", "use_host_cores(3) is None")
+                   .replace('assert "--xla_force_host_platform_device_count=3" in os.environ["XLA_FLAGS"]', "")
+                   .replace('assert os.environ["XLA_FLAGS"].count("device_count") == 1', "")
+                   .replace("== 3, jax", "== 2, jax"),
+                   {"XLA_FLAGS": "", "JAX_NUM_CPU_DEVICES": "2"}, cwd=repo_root)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
 def test_use_host_cores_does_nothing_once_jax_has_started(monkeypatch):
