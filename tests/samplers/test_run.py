@@ -289,3 +289,29 @@ def test_pipelined_chunks_hand_back_errors_and_stop_when_closed():
     n = len(calls)
     time.sleep(0.2)
     assert len(calls) == n < 10, "workers kept running after the caller stopped"
+
+
+def test_a_run_stopped_right_after_warmup_resumes_with_the_same_bits(go, base, tmp_path, monkeypatch):
+    """The first checkpoint (no chunk yet: its empty records come from the compiled program)."""
+    import samplers.run as run_mod
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+        yield  # a generator, like the real one
+
+    real = run_mod._pipelined
+    monkeypatch.setattr(run_mod, "_pipelined", stop)
+    ck = tmp_path / "ck"
+    with pytest.raises(Stop):
+        go(checkpoint=ck, chunk_size=8)
+    monkeypatch.setattr(run_mod, "_pipelined", real)
+    (saved,) = tmp_path.iterdir()  # the checkpoint written after warmup
+    assert saved.name.startswith("ck")
+    resumed = go(checkpoint=ck, chunk_size=8, resume=True)
+    assert np.array_equal(resumed.draws["x"], base.draws["x"])
+    assert np.array_equal(resumed.stats["lp"], base.stats["lp"])
+    for k in base.params:
+        assert np.array_equal(resumed.params[k], base.params[k]), k
