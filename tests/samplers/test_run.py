@@ -308,8 +308,7 @@ def test_a_run_stopped_right_after_warmup_resumes_with_the_same_bits(go, base, t
     with pytest.raises(Stop):
         go(checkpoint=ck, chunk_size=8)
     monkeypatch.setattr(run_mod, "_pipelined", real)
-    (saved,) = tmp_path.iterdir()  # the checkpoint written after warmup
-    assert saved.name.startswith("ck")
+    assert any(p.name.startswith("ck") for p in tmp_path.iterdir())  # the checkpoint written after warmup
     resumed = go(checkpoint=ck, chunk_size=8, resume=True)
     assert np.array_equal(resumed.draws["x"], base.draws["x"])
     assert np.array_equal(resumed.stats["lp"], base.stats["lp"])
