@@ -3,8 +3,8 @@
 A run of ``C`` chains on ``D`` devices pads ``C`` up to a multiple of ``D``
 and gives device ``g`` (numbered across all processes, process by process)
 the contiguous block of chains ``[g * per, (g + 1) * per)``. Every device
-runs the same single-device program on its block, dispatched asynchronously
-by JAX, and the blocks form one global ``jax.Array`` whose
+runs the same single-device program on its block, dispatched from its own
+thread (see below), and the blocks form one global ``jax.Array`` whose
 ``NamedSharding`` has a ``chains`` mesh axis (:func:`global_chains`).
 
 Why not one SPMD-partitioned ``jit`` over the mesh? Measured: XLA compiles a

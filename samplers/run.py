@@ -1,8 +1,12 @@
 """The one run loop: any :class:`~samplers.kernels.Sampler`, many chains.
 
-Chains are vmapped, steps are a ``lax.scan`` inside a jitted chunk, and the
-chunks are driven from Python so the loop can show progress, keep memory
-bounded and hand results back between chunks.
+Chains are vmapped (on a CPU, variable-cost kernels such as NUTS are mapped
+one after another instead), steps are a ``lax.scan`` inside a jitted chunk,
+and the chunks are driven from Python so the loop can show progress, keep
+memory bounded, checkpoint and hand results back between chunks. Each
+device's chunks run back to back on a worker thread while the caller handles
+the previous chunk (:func:`_pipelined`). With ``program_key`` the traced
+programs are kept across processes (:mod:`samplers.programs`).
 
 Randomness is addressed, not threaded: chain ``c`` owns
 ``fold_in(rng_key, c)`` and step ``t`` of that chain uses
