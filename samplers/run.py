@@ -255,12 +255,7 @@ def _compiled(fn, *args, role: str = "", facts: Any = None):
 
 def _compile_each(compile_one, per_device_args):
     """One compiled program per device, compiled concurrently (XLA releases the GIL)."""
-    if len(per_device_args) == 1:
-        return [compile_one(*per_device_args[0])]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=len(per_device_args)) as pool:
-        return list(pool.map(lambda a: compile_one(*a), per_device_args))
+    return _on_each_device([functools.partial(compile_one, *a) for a in per_device_args])
 
 
 _POOLS: dict[int, Any] = {}
@@ -279,7 +274,7 @@ def _on_each_device(calls):
     """
     if len(calls) == 1:
         return [calls[0]()]
-    return list(_pool(len(calls)).map(lambda call: jax.block_until_ready(call()), calls))
+    return list(_pool(len(calls)).map(lambda call: jax.block_until_ready(call()), calls))  # (non-arrays pass through)
 
 
 def _pipelined(chunk_fns, draw_blocks, carry, chunk_indices, chunk_size: int):
