@@ -42,6 +42,7 @@ from samplers.checkpoint import CheckpointError, load_checkpoint, save_checkpoin
 from samplers.kernels import Sampler
 from samplers.placement import ChainLayout, chain_layout, gather, is_writer
 from samplers.programs import compile_program
+from samplers.threefry import unrolled
 
 __all__ = ["Trace", "run_chains", "chain_keys", "run_final_positions"]
 
@@ -92,6 +93,8 @@ def _make_chunk_fn(sampler: Sampler, record_fn: Callable, thin: int, num_draws: 
     """Jitted ``(keys, states, params, alive, start) -> (states, alive, (records, stats))``."""
 
     def one_chain(key, state, params, alive, start):
+        key = unrolled(key)
+
         def kernel_step(state, alive, reason, t):
             new_state, info = sampler.step(jax.random.fold_in(key, t), state, params)
             stats = sampler.stats(new_state, info, params)
@@ -148,10 +151,10 @@ def _make_warmup_fn(sampler: Sampler, num_steps: int):
     if _sequential(sampler):
 
         def over_chains(keys, positions):
-            return jax.lax.map(lambda xs: sampler.warmup(xs[0], xs[1], num_steps), (keys, positions))
+            return jax.lax.map(lambda xs: sampler.warmup(unrolled(xs[0]), xs[1], num_steps), (keys, positions))
 
         return jax.jit(over_chains)
-    return jax.jit(jax.vmap(lambda k, p: sampler.warmup(k, p, num_steps)))
+    return jax.jit(jax.vmap(lambda k, p: sampler.warmup(unrolled(k), p, num_steps)))
 
 
 def _concat_chains(blocks):
@@ -537,7 +540,7 @@ def run_final_positions(
     *,
     num_steps: int,
     record_fn: Callable[[jax.Array], dict[str, jax.Array]],
-    batch_size: int = 65_536,
+    batch_size: int = 131_072,
     progress: bool | None = None,
     description: str = "runs",
     devices: int | None = None,
