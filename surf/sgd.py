@@ -58,7 +58,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--a", type=positive_float, default=100.0, help="valley steepness (default 100)")
     p.add_argument("--radius", type=positive_float, default=0.1, help="stickiness radius")
     p.add_argument("--trajectories", type=nonnegative_int, default=0, help="keep K full paths")
-    p.add_argument("--batch-size", type=positive_int, default=65_536, help="runs per batch")
+    p.add_argument("--batch-size", type=positive_int, default=131_072, help="runs per batch (default 131072)")
     p.add_argument("--panels", choices=["seed"], help="the post's three panels as one figure")
     p.add_argument(
         "--sweep",
@@ -87,7 +87,7 @@ def sgd_experiment(
     seed: int = 0,
     radius: float = 0.1,
     trajectories: int = 0,
-    batch_size: int = 65_536,
+    batch_size: int = 131_072,
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Run the seed's experiment once; final positions and their statistics.

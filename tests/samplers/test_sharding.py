@@ -144,3 +144,55 @@ def test_use_host_cores_does_nothing_once_jax_has_started(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "")
     assert use_host_cores(4) is None
     assert os.environ["XLA_FLAGS"] == ""
+
+
+def test_use_host_cores_asks_for_wide_vectors_on_avx512(monkeypatch, tmp_path):
+    from samplers import placement
+
+    has_avx512 = placement._has_avx512
+    monkeypatch.setattr(placement, "_backend_started", lambda: False)
+    for avx512, user, expected in [
+        (True, "", "--xla_cpu_prefer_vector_width=512 --xla_force_host_platform_device_count=2"),
+        (False, "", "--xla_force_host_platform_device_count=2"),
+        (True, "--xla_cpu_prefer_vector_width=256", "--xla_cpu_prefer_vector_width=256 --xla_force_host_platform_device_count=2"),
+        (True, "--xla_force_host_platform_device_count=3", "--xla_force_host_platform_device_count=3 --xla_cpu_prefer_vector_width=512"),
+    ]:
+        monkeypatch.setattr(placement, "_has_avx512", lambda avx512=avx512: avx512)
+        monkeypatch.setenv("XLA_FLAGS", user)
+        placement.use_host_cores(2)
+        assert os.environ["XLA_FLAGS"] == expected, (avx512, user)
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert has_avx512(str(info))
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512_vnni\n")
+    assert not has_avx512(str(info))
+    assert not has_avx512(str(tmp_path / "missing"))
+
+
+def test_wide_vectors_draw_the_same_bits(tmp_path, repo_root):
+    """The vector-width preference changes code generation, not the draws."""
+    script = """
+        import hashlib, jax, numpy as np
+        from models.toy import toy_target
+        from samplers.kernels import build_sampler
+        from samplers.run import run_chains, run_final_positions
+        t = toy_target("cross", beta=20.0)
+        pos = t.init_fn(jax.random.key(1), 8)
+        h = hashlib.sha256()
+        for name in ("mala", "nuts", "hmc"):
+            tr = run_chains(jax.random.key(2), build_sampler(name, t), pos, record_fn=t.record_fn,
+                            num_warmup=100, num_draws=100, progress=False)
+            h.update(tr.draws["x"].tobytes())
+        sgd = build_sampler("sgd", toy_target("cross", {"box": "none"}, beta=1.0))
+        out = run_final_positions(jax.random.key(3), sgd, t.init_fn(jax.random.key(4), 4096), num_steps=100,
+                                  record_fn=lambda z: {"x": z}, progress=False)["x"]
+        h.update(np.ascontiguousarray(out).tobytes())
+        print(h.hexdigest())
+    """
+    digests = []
+    for flags in ("--xla_cpu_prefer_vector_width=256", "--xla_cpu_prefer_vector_width=512"):
+        proc = _python(script, {"XLA_FLAGS": flags, "PYTHONPATH": str(repo_root)}, tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        digests.append(proc.stdout.strip())
+    assert digests[0] == digests[1] and len(digests[0]) == 64
