@@ -6,24 +6,25 @@ T = 100 steps, momentum 0; 10^6 independent runs from uniform starts on
 [-1, 1]^2; only the final positions are kept.
 
 * ours: ``samplers.run.run_final_positions`` with the ``sgd`` sampler, as
-  ``surf.sgd.sgd_experiment`` calls it (batch size 65 536), compiled (a first
-  call on the same batch shape is not timed), on one host device per core as
-  the CLI runs it (``use_host_cores``; each batch split over them); a row
-  with one device shows what that is worth;
+  ``surf.sgd.sgd_experiment`` calls it (its default batch of 131 072 runs),
+  compiled (a first call on the same batch shape is not timed), as the CLI
+  runs it: ``use_host_cores`` first (one host device per core, each batch
+  split over them; 512-bit vectors on an AVX-512 CPU); a row with one device
+  shows what the cores are worth;
 * peer: vectorized NumPy, float32, the same update in place,
   ``rng.standard_normal(dtype=np.float32)`` for the noise.
 
 Unit: particle-steps per second (runs x steps / seconds).
 
-The profile (prototypes in ``sgd_prototypes.py``, never the source) times, in
-rounds interleaved with ours: the fixed cost per batch, batch sizes, the
-per-step non-finite check and ``where``-select, the state carried, the PRNG
-implementation, how the noise is drawn, and JAX's unrolled Threefry lowering
-on CPU (a process-local monkeypatch, undone afterwards).
+The profile undoes one of ours' speed-ups at a time, in rounds interleaved
+with ours: the unrolled Threefry keys of ``samplers.threefry``, the cross
+written without a reduction, 512-bit vectors (in child processes); then batch
+sizes and the fixed cost of a batch.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,14 +42,15 @@ use_host_cores()  # ours as the CLI runs it: a host device per core (before JAX 
 from common import interleave, machine, print_results, result, save_json  # noqa: E402
 
 A, LAM, EPS, ETA, T = 100.0, 0.0, 0.01, 1e-3, 100
+DEFAULT_BATCH = 131_072  # run_final_positions' and surf sgd's default
 FULL = {
     "runs": 1_000_000,
     "reps": 5,
     "experiment_reps": 2,
-    "profile_runs": 2**17,
-    "profile_reps": 2,
+    "profile_runs": 2**18,
+    "profile_reps": 3,
     "sweep_runs": 2**19,
-    "sweep_sizes": (4096, 16384, 65536, 524288),
+    "sweep_sizes": (32768, 131072, 524288),
     "sweep_reps": 2,
 }
 QUICK = {
@@ -113,7 +115,7 @@ def _record(z):
     return {"x": z}
 
 
-def make_ours(num_runs: int, batch_size: int = 65_536, devices: int | None = None):
+def make_ours(num_runs: int, batch_size: int = DEFAULT_BATCH, devices: int | None = None):
     import jax
 
     from samplers.run import run_final_positions
@@ -196,155 +198,130 @@ def _near_origin(x: np.ndarray, r: float = 0.1) -> float:
 # ----------------------------------------------------------------- profile
 
 
+def _summed_cross(x):
+    """The cross as it was written before: the lam term through ``jnp.sum(axis=-1)``."""
+    import jax.numpy as jnp
+
+    valley = A * jnp.minimum(x[..., 0] ** 2, x[..., 1] ** 2)
+    return valley + 0.5 * LAM * jnp.sum((x - jnp.asarray((-1.0, -1.0), x.dtype)) ** 2, axis=-1)
+
+
+def _child_rate(num_runs: int, reps: int) -> None:
+    """In a child process (its own ``XLA_FLAGS``): ours' rate, ``reps`` timed calls, as JSON."""
+    import json
+
+    job = make_ours(num_runs)
+    print(json.dumps([job(i)["rate"] for i in range(reps)]))
+
+
+def _rate_with_flags(flags: str, num_runs: int, reps: int) -> float:
+    import json
+    import subprocess
+
+    env = dict(os.environ, XLA_FLAGS=flags)
+    cmd = [sys.executable, __file__, "--child-rate", str(num_runs), "--reps", str(reps)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return float(np.median(json.loads(out.strip().splitlines()[-1])))
+
+
 def profile(size: dict, mach: dict) -> list[dict]:
+    """What each of ours' speed-ups is worth: the package with one of them undone, vs as it is.
+
+    Rounds interleaved with ours as the CLI runs it (every core). Undone in turn:
+    the unrolled Threefry keys (``samplers.threefry``; JAX's rolled CPU lowering
+    instead), the reduction-free cross (``jnp.sum`` over the size-2 axis, as
+    before), 512-bit vectors (XLA's default 256, in child processes, since XLA
+    reads its flags at start-up); then batch sizes and the fixed cost of a batch.
+    """
     import jax
-    import sgd_prototypes as P
 
+    from models.toy import make_loss_target
+    from samplers import run as run_module
+    from samplers.kernels import SamplerOptions, build_sampler
     from samplers.run import run_final_positions
-
-    P.check_threefry()
-    P.check_unrolled_impl()
-    parity = P.check_parity(num_runs=2048 if size["profile_runs"] < 2**15 else 4096)
-    assert parity == 0.0, f"faithful prototype differs from the package by {parity}"
 
     out: list[dict] = []
     n, reps = size["profile_runs"], size["profile_reps"]
-    _, sampler, positions, run_key = _setup(n)
-    ours = make_ours(n, devices=1)  # the prototypes run on one device
+    target, sampler, positions, run_key = _setup(n)
+    ours = make_ours(n)
 
-    # fixed cost per batch: T = 1 step, 16 batches of 4096
-    def overhead(seed):
-        start = time.perf_counter()
-        run_final_positions(
-            run_key,
-            sampler,
-            positions[: 16 * 4096],
-            num_steps=1,
-            record_fn=_record,
-            batch_size=4096,
-            progress=False, devices=1,
-        )
-        return (time.perf_counter() - start) / 16
-
-    overhead(-1)
-    per_batch = [overhead(i) for i in range(3)]
-
-    # variants vs ours, interleaved round by round
-    def variant_job(v):
-        x = np.asarray(positions)
-        P.run(v, x[: min(65_536, n)], run_key=run_key)  # compile
-
+    def timed(sampler_, key=None):
         def job(seed):
             start = time.perf_counter()
-            P.run(v, x, run_key=jax.random.fold_in(run_key, seed + 1))
-            return n * T / (time.perf_counter() - start)
+            final = run_final_positions(
+                jax.random.fold_in(key if key is not None else run_key, seed + 1), sampler_, positions,
+                num_steps=T, record_fn=_record, progress=False,
+            )["x"]
+            return {"rate": n * T / (time.perf_counter() - start), "final": final}
 
         return job
 
-    jobs = {"ours": lambda s: ours(s)["rate"]}
-    for v in P.VARIANTS:
-        jobs[v.name] = variant_job(v)
-    rates = interleave(jobs, reps)
-    for v in P.VARIANTS:
+    # 1. JAX's rolled Threefry: trace a new sampler (its own compiled programs) with the relabeling off
+    rolled_sampler = build_sampler("sgd", target, SamplerOptions(step_size=ETA, noise=EPS, momentum=0.0))
+    rolled = timed(rolled_sampler)
+    relabel = run_module.unrolled
+    run_module.unrolled = lambda key: key
+    try:
+        rolled(-1)  # traced and compiled now, with the hash as JAX lowers it on CPU
+    finally:
+        run_module.unrolled = relabel
+    # 2. the cross summed with jnp.sum
+    summed = make_loss_target("cross (jnp.sum)", _summed_cross, 2, beta=1.0, init_low=-1.0, init_high=1.0)
+    summed_sampler = build_sampler("sgd", summed, SamplerOptions(step_size=ETA, noise=EPS, momentum=0.0))
+    summed_job = timed(summed_sampler)
+    summed_job(-1)
+    rates = interleave({"ours": ours, "rolled": rolled, "summed": summed_job}, reps)
+    same = bool(np.array_equal(rates["ours"][0]["final"], rates["rolled"][0]["final"], equal_nan=True))
+    for key, name, notes in [
+        ("rolled", "sgd_profile: JAX's rolled Threefry lowering instead of samplers.threefry",
+         f"the run loop's relabeling to the unrolled keys turned off; final positions bit-identical: {same}"),
+        ("summed", "sgd_profile: cross with jnp.sum over the size-2 axis (as before)",
+         "a loss target with the lam term as jnp.sum((x - c)**2, axis=-1): on CPU the reduction, feeding "
+         "the per-step finite check, made XLA split each step into multi-threaded kernels"),
+    ]:
         out.append(
             result(
-                f"sgd_profile: {v.name}",
-                ours=rates[v.name],
-                peer=rates["ours"],
-                peer_name="ours (run_final_positions, one device)",
+                name,
+                ours=[r["rate"] for r in rates[key]],
+                peer=[r["rate"] for r in rates["ours"]],
+                peer_name="ours (run_final_positions, every core)",
                 unit="particle-steps/s",
                 mach=mach,
                 prototype=True,
-                extra={"variant": v.__dict__},
-                notes=f"{n} runs x {T} steps, batch 65536; ratio = prototype / package"
-                + (" (bit-identical to the package)" if v == P.FAITHFUL else ""),
+                notes=f"{n} runs x {T} steps; ratio = variant / package; " + notes,
             )
         )
 
-    # JAX's own unrolled Threefry lowering on CPU (monkeypatch, this process only)
-    from jax._src.interpreters import mlir
-    from jax._src.random import threefry2x32 as tf
+    # 3. XLA's default 256-bit vectors vs ours (512 on an AVX-512 CPU), one child process per round
+    from samplers.placement import _VECTOR_FLAG, _has_avx512
 
-    _, sampler2, _, _ = _setup(n)  # a new sampler: its functions compile after the patch
-    P.use_unrolled_cpu_lowering()
-    P.make.cache_clear()
-    try:
-        ref = run_final_positions(
-            run_key, sampler, positions, num_steps=T, record_fn=_record, progress=False, devices=1
-        )["x"]
-        got = run_final_positions(
-            run_key, sampler2, positions, num_steps=T, record_fn=_record, progress=False, devices=1
-        )["x"]
-        identical = bool(np.array_equal(ref, got, equal_nan=True))
-
-        def patched(seed):
-            start = time.perf_counter()
-            run_final_positions(
-                jax.random.fold_in(run_key, seed + 1),
-                sampler2,
-                positions,
-                num_steps=T,
-                record_fn=_record,
-                progress=False, devices=1,
+    if _has_avx512():
+        base = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(_VECTOR_FLAG))
+        wide, narrow = [], []
+        for _ in range(reps):
+            narrow.append(_rate_with_flags(f"{base} {_VECTOR_FLAG}=256", n, 2))
+            wide.append(_rate_with_flags(f"{base} {_VECTOR_FLAG}=512", n, 2))
+        out.append(
+            result(
+                "sgd_profile: XLA's default 256-bit vectors instead of 512",
+                ours=narrow,
+                peer=wide,
+                peer_name="ours (512-bit vectors, as use_host_cores sets them on AVX-512)",
+                unit="particle-steps/s",
+                mach=mach,
+                prototype=True,
+                notes=f"{n} runs x {T} steps; one child process per measurement (XLA reads its flags at "
+                "start-up), the median of 2 timed calls each; ratio = 256 / 512",
             )
-            return n * T / (time.perf_counter() - start)
+        )
 
-        lean = P.Variant("lean + flag, fold_in, unrolled lowering", state="lean", finite="flag")
-        rates = interleave(
-            {"ours": lambda s: ours(s)["rate"], "patched": patched, "lean": variant_job(lean)}, reps
-        )
-    finally:
-        mlir.register_lowering(
-            tf.threefry2x32_p, tf._threefry2x32_cpu_lowering_rule, platform="cpu"
-        )
-        P.make.cache_clear()
-    out.append(
-        result(
-            "sgd_profile: package loop, JAX's unrolled Threefry lowering on CPU",
-            ours=rates["patched"],
-            peer=rates["ours"],
-            peer_name="ours (run_final_positions, one device)",
-            unit="particle-steps/s",
-            mach=mach,
-            prototype=True,
-            extra={"bit_identical_to_package": identical},
-            notes="process-local re-registration of threefry2x32_p's CPU lowering "
-            "(JAX registers a rolled 5-iteration loop for CPU, unrolled elsewhere); "
-            f"final positions bit-identical: {identical}",
-        )
-    )
-    out.append(
-        result(
-            "sgd_profile: lean + flag, fold_in, unrolled lowering",
-            ours=rates["lean"],
-            peer=rates["ours"],
-            peer_name="ours (run_final_positions, one device)",
-            unit="particle-steps/s",
-            mach=mach,
-            prototype=True,
-            notes="the package's noise scheme (same draws), lean state, alive flag, unrolled Threefry",
-        )
-    )
-
-    # batch sizes, ours vs the default batch size in the same round
+    # 4. batch sizes, ours vs the default batch size in the same round
     nb = size["sweep_runs"]
     sweep = {
-        f"batch {b}": (lambda b: (lambda job: lambda s: job(s)["rate"])(make_ours(nb, b, devices=1)))(b)
-        for b in size["sweep_sizes"]
+        f"batch {b}": (lambda job: lambda s: job(s)["rate"])(make_ours(nb, b)) for b in size["sweep_sizes"]
     }
-    best = P.Variant("lean, flag, counter", state="lean", finite="flag", noise="counter")
-    xb = np.asarray(_setup(nb)[2])
-    for b in size["sweep_sizes"]:
-
-        def proto_job(seed, b=b):
-            start = time.perf_counter()
-            P.run(best, xb, run_key=jax.random.fold_in(run_key, seed + 1), batch_size=b)
-            return nb * T / (time.perf_counter() - start)
-
-        P.run(best, xb[:b], run_key=run_key, batch_size=b)  # compile
-        sweep[f"prototype batch {b}"] = proto_job
     rates = interleave(sweep, size["sweep_reps"])
-    default = "batch 65536" if "batch 65536" in rates else f"batch {size['sweep_sizes'][0]}"
+    default = f"batch {DEFAULT_BATCH}" if f"batch {DEFAULT_BATCH}" in rates else next(iter(rates))
     for b in size["sweep_sizes"]:
         out.append(
             result(
@@ -358,18 +335,18 @@ def profile(size: dict, mach: dict) -> list[dict]:
                 notes=f"{nb} runs x {T} steps; the package at another --batch-size",
             )
         )
-        out.append(
-            result(
-                f"sgd_profile: prototype (lean, flag, counter), batch size {b}",
-                ours=rates[f"prototype batch {b}"],
-                peer=rates[default],
-                peer_name=f"ours, {default}",
-                unit="particle-steps/s",
-                mach=mach,
-                prototype=True,
-                notes=f"{nb} runs x {T} steps",
-            )
+
+    # 5. fixed cost per batch: T = 1 step, 16 batches of 4096
+    def overhead(seed):
+        start = time.perf_counter()
+        run_final_positions(
+            run_key, sampler, positions[: 16 * 4096], num_steps=1, record_fn=_record, batch_size=4096,
+            progress=False,
         )
+        return (time.perf_counter() - start) / 16
+
+    overhead(-1)
+    per_batch = [overhead(i) for i in range(3)]
     out.append(
         {
             "name": "sgd_profile: fixed cost per batch (T = 1, batch 4096)",
@@ -389,8 +366,7 @@ def profile(size: dict, mach: dict) -> list[dict]:
                     "n": len(per_batch),
                 }
             },
-            "notes": "run_chains' Python, key derivation and dispatch per batch; "
-            "16 batches of 65536 for 10^6 runs",
+            "notes": "run_chains' Python, key derivation and dispatch per batch",
         }
     )
     return out
@@ -427,7 +403,7 @@ def main(quick: bool = False, reps: int | None = None, do_profile: bool = True) 
             mach=mach,
             extra=check,
             notes=f"cross a={A:g} lam={LAM:g}, eps={EPS:g}, eta={ETA:g}, T={T}, momentum 0, {n} runs; "
-            f"ours = run_final_positions (batch 65536), compiled, on {jax.local_device_count()} host "
+            f"ours = run_final_positions (batch {DEFAULT_BATCH}), compiled, on {jax.local_device_count()} host "
             "devices (one per core, the CLI's default); same statistics checked "
             "(fraction of runs within 0.1 of the origin in extra)",
         ),
@@ -441,7 +417,7 @@ def main(quick: bool = False, reps: int | None = None, do_profile: bool = True) 
             notes="as sgd_particle_steps_per_s with every run on one device (devices=1)",
         ),
     ]
-    runs = interleave({"ours": make_experiment(n), "numpy": make_numpy(n)}, size["experiment_reps"])
+    runs = interleave({"ours": make_experiment(n), "numpy": make_numpy(n)}, size["experiment_reps"], warmup=True)
     results.append(
         result(
             "sgd_experiment_particle_steps_per_s",
@@ -452,60 +428,15 @@ def main(quick: bool = False, reps: int | None = None, do_profile: bool = True) 
             target=3.0,
             mach=mach,
             extra={"reported_by_summary": [r["reported_rate"] for r in runs["ours"]]},
-            notes="surf.sgd.sgd_experiment end to end in a warm process: it builds a new sampler "
-            "per call, so the run loop is traced and compiled again each call; it also computes "
-            "the occupancy, stickiness and the Gibbs reference by quadrature",
+            notes="surf.sgd.sgd_experiment end to end, repeated in one process (as in a sweep or "
+            "--panels; one untimed call first: the sampler is cached per setting, so later calls do "
+            "not trace again): the runs plus the initial positions, occupancy, stickiness and the "
+            "Gibbs reference by quadrature",
         )
     )
     if do_profile:
-        results += prototype_vs_numpy(size, mach)
         results += profile(size, mach)
     return results
-
-
-def prototype_vs_numpy(size: dict, mach: dict) -> list[dict]:
-    """The fastest prototype that keeps the package's guarantees, on the full job, vs NumPy.
-
-    ``lean + flag + counter``: vmap over runs as in the package, only (x, grad)
-    carried, an alive flag instead of the per-step ``where``-select, and one
-    unrolled Threefry hash of (run index, step) per run and step (two normals),
-    so the draws still do not depend on the batch size or chunking.
-    """
-    import jax
-    import sgd_prototypes as P
-
-    n = size["runs"]
-    _, _, positions, run_key = _setup(n)
-    x = np.asarray(positions)
-    best = P.Variant("lean + flag + counter", state="lean", finite="flag", noise="counter")
-    P.run(best, x[: min(65_536, n)], run_key=run_key)  # compile
-
-    def proto(seed):
-        start = time.perf_counter()
-        out = P.run(best, x, run_key=jax.random.fold_in(run_key, seed + 1))
-        seconds = time.perf_counter() - start
-        return {"rate": n * T / seconds, "final": out}
-
-    reps = max(1, size["reps"] - 2)
-    runs = interleave({"proto": proto, "numpy": make_numpy(n)}, reps)
-    return [
-        result(
-            "prototype_sgd_lean_flag_counter_vs_numpy",
-            ours=[r["rate"] for r in runs["proto"]],
-            peer=[r["rate"] for r in runs["numpy"]],
-            peer_name="NumPy float32, vectorized, in place",
-            unit="particle-steps/s",
-            target=3.0,
-            mach=mach,
-            prototype=True,
-            extra={
-                "proto_P(|x|<0.1)": [_near_origin(r["final"]) for r in runs["proto"]],
-                "numpy_P(|x|<0.1)": [_near_origin(r["final"]) for r in runs["numpy"]],
-            },
-            notes=f"PROTOTYPE, not the source (sgd_prototypes.py): {n} runs, batch 65536; lean "
-            "state, alive flag, counter-based noise (one unrolled Threefry hash per run and step)",
-        )
-    ]
 
 
 if __name__ == "__main__":
@@ -516,7 +447,11 @@ if __name__ == "__main__":
     p.add_argument("--reps", type=int)
     p.add_argument("--json")
     p.add_argument("--no-profile", action="store_true")
+    p.add_argument("--child-rate", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.child_rate:
+        _child_rate(a.child_rate, a.reps or 2)
+        sys.exit(0)
     res = main(quick=a.quick, reps=a.reps, do_profile=not a.no_profile)
     print_results(res)
     save_json(res, a.json)
