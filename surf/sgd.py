@@ -173,18 +173,33 @@ def gibbs_occupancy(*, lam: float, a: float, noise: float, lr: float) -> dict[st
     The SGD runs are not confined to a box, but they start uniform on it and
     the Gibbs measure of the cross with ``lam = 0`` is only normalizable on a
     bounded domain, so the comparison uses the starting box.
-    """
-    from models.reference import GibbsReference
-    from models.toy import cross_potential
 
-    if noise == 0:
-        return {"beta_eff": None, "box": [-1.0, 1.0], "occupancy": None}
-    beta_eff = 2.0 * lr / noise**2
-    reference = GibbsReference(
-        lambda x: cross_potential(x, a=a, lam=lam), beta=beta_eff, box=(-1.0, 1.0)
-    )
-    occ = {f"{r:g}": reference.occupancy((0.0, 0.0), r) for r in RADII}
-    return {"beta_eff": beta_eff, "box": [-1.0, 1.0], "occupancy": occ}
+    The quadrature is done once per setting: repeated experiments in one
+    process (panels, sweeps) and, with a compilation cache, later processes
+    (:func:`samplers.programs.remembered`) read it back.
+    """
+    return json.loads(_gibbs_occupancy_json(float(lam), float(a), float(noise), float(lr)))
+
+
+@functools.lru_cache(maxsize=128)
+def _gibbs_occupancy_json(lam: float, a: float, noise: float, lr: float) -> str:
+    from samplers.programs import remembered
+
+    def compute() -> dict[str, Any]:
+        from models.reference import GibbsReference
+        from models.toy import cross_potential
+
+        if noise == 0:
+            return {"beta_eff": None, "box": [-1.0, 1.0], "occupancy": None}
+        beta_eff = 2.0 * lr / noise**2
+        reference = GibbsReference(
+            lambda x: cross_potential(x, a=a, lam=lam), beta=beta_eff, box=(-1.0, 1.0)
+        )
+        occ = {f"{r:g}": float(reference.occupancy((0.0, 0.0), r)) for r in RADII}
+        return {"beta_eff": beta_eff, "box": [-1.0, 1.0], "occupancy": occ}
+
+    facts = {"lam": lam, "a": a, "noise": noise, "lr": lr, "radii": list(RADII)}
+    return json.dumps(remembered("sgd gibbs occupancy", facts, compute))
 
 
 def _config(args: argparse.Namespace, **extra) -> dict[str, Any]:

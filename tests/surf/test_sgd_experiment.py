@@ -139,3 +139,29 @@ def test_cli_sgd_bad_input_is_one_line_and_writes_nothing(tmp_path, args):
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "jax-cache") == []
+
+
+def test_gibbs_occupancy_is_computed_once_per_setting(monkeypatch):
+    """Panels and sweeps repeat settings: the quadrature runs once, callers get their own copies."""
+    import models.reference as reference
+    from surf import sgd
+
+    sgd._gibbs_occupancy_json.cache_clear()
+    calls = []
+    original = reference.GibbsReference.occupancy
+
+    def counted(self, center, radius):
+        calls.append(radius)
+        return original(self, center, radius)
+
+    monkeypatch.setattr(reference.GibbsReference, "occupancy", counted)
+    first = sgd.gibbs_occupancy(lam=0.0, a=100.0, noise=0.05, lr=1e-3)
+    first["occupancy"]["0.1"] = -1.0  # the caller's copy, not the cached one
+    computed = len(calls)  # one per radius, or none if a compilation cache already held it
+    assert computed in (0, len(sgd.RADII))
+    again = sgd.gibbs_occupancy(lam=0.0, a=100.0, noise=0.05, lr=1e-3)
+    assert len(calls) == computed
+    assert again["occupancy"]["0.1"] > 0
+    assert again["beta_eff"] == pytest.approx(2 * 1e-3 / 0.05**2)
+    other = sgd.gibbs_occupancy(lam=1.0, a=100.0, noise=0.05, lr=1e-3)
+    assert other["occupancy"] != again["occupancy"]
