@@ -178,7 +178,7 @@ def print_results(results: list[dict[str, Any]]) -> None:
             if r.get("notes"):
                 print(f"  note: {r['notes']}", flush=True)
             continue
-        tag = "[prototype, not the source] " if r.get("prototype") else ""
+        tag = "[profile variant, not the package] " if r.get("prototype") else ""
         ratio = s.get("ratio", {"min": r["ratio"], "max": r["ratio"]})  # a single comparison has no spread
         line = (
             f"{tag}{r['name']}: ours {_fmt(r['ours'])} {r['unit']} "

@@ -135,11 +135,11 @@ def markdown(
     if proto:
         lines += [
             "",
-            "## Prototypes and profile (benchmarks/ only, not the source)",
+            "## Profile (variants measured in benchmarks/, not what the package runs)",
             "",
-            "Ratios here are prototype / reference (the reference named in the peer column).",
+            "Ratios here are variant / reference (the reference named in the peer column).",
             "",
-            "| prototype | unit | value | reference | reference is | ratio | rounds |",
+            "| variant | unit | value | reference | reference is | ratio | rounds |",
             "|---|---|---|---|---|---|---|",
         ]
         for r in proto:
