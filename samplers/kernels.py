@@ -52,6 +52,14 @@ class Sampler(NamedTuple):
     chains (NUTS builds trajectories of different lengths): vmapped, every
     chain would pay for the longest one, so on a CPU the run loop maps over
     such chains one after another instead.
+
+    ``unrolled_keys`` says that the kernel draws only through ``split``,
+    ``fold_in``, bits, ``normal``, ``uniform`` and the like, for which
+    :mod:`samplers.threefry`'s keys give JAX's own bits, so the run loop may
+    hand it those (faster on CPU). Not ``gamma`` (and the distributions built
+    on it) or ``poisson``: JAX takes another path for keys that are not its
+    own threefry. Every built-in sampler sets it; a hand-made ``Sampler``
+    gets JAX's keys unless it does.
     """
 
     name: str
@@ -60,6 +68,7 @@ class Sampler(NamedTuple):
     stats: Callable
     adjusted: bool
     variable_cost: bool = False
+    unrolled_keys: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,14 +254,14 @@ def _nuts(target: Target, options: SamplerOptions) -> Sampler:
         out["tree_depth"] = info.num_trajectory_expansions
         return out
 
-    return Sampler("nuts", warmup, step, stats, adjusted=True, variable_cost=True)
+    return Sampler("nuts", warmup, step, stats, adjusted=True, variable_cost=True, unrolled_keys=True)
 
 
 def _hmc(target: Target, options: SamplerOptions) -> Sampler:
     kernel = blackjax.hmc.build_kernel()
     extra = {"num_integration_steps": int(options.num_integration_steps)}
     _, step, warmup = _hmc_family(target, options, blackjax.hmc, kernel, extra)
-    return Sampler("hmc", warmup, step, _hmc_stats, adjusted=True)
+    return Sampler("hmc", warmup, step, _hmc_stats, adjusted=True, unrolled_keys=True)
 
 
 def _mala(target: Target, options: SamplerOptions) -> Sampler:
@@ -277,7 +286,7 @@ def _mala(target: Target, options: SamplerOptions) -> Sampler:
         warmup = _dual_averaging(step, init, params, options.target_acceptance or 0.57)
     else:
         warmup = burn_in(step, init, params)
-    return Sampler("mala", warmup, step, stats, adjusted=True)
+    return Sampler("mala", warmup, step, stats, adjusted=True, unrolled_keys=True)
 
 
 def _ula(target: Target, options: SamplerOptions) -> Sampler:
@@ -295,7 +304,7 @@ def _ula(target: Target, options: SamplerOptions) -> Sampler:
     def stats(state, info, params):
         return {"lp": state.logdensity, "step_size": params["step_size"]}
 
-    return Sampler("ula", burn_in(step, init, params), step, stats, adjusted=False)
+    return Sampler("ula", burn_in(step, init, params), step, stats, adjusted=False, unrolled_keys=True)
 
 
 class SGState(NamedTuple):
@@ -327,7 +336,7 @@ def _sgld(target: Target, options: SamplerOptions) -> Sampler:
         return SGState(position), None
 
     warmup = burn_in(step, SGState, params)
-    return Sampler("sgld", warmup, step, _sg_stats(target), adjusted=False)
+    return Sampler("sgld", warmup, step, _sg_stats(target), adjusted=False, unrolled_keys=True)
 
 
 def _sghmc(target: Target, options: SamplerOptions) -> Sampler:
@@ -343,7 +352,7 @@ def _sghmc(target: Target, options: SamplerOptions) -> Sampler:
         return SGState(position), None
 
     warmup = burn_in(step, SGState, params)
-    return Sampler("sghmc", warmup, step, _sg_stats(target), adjusted=False)
+    return Sampler("sghmc", warmup, step, _sg_stats(target), adjusted=False, unrolled_keys=True)
 
 
 def _sgd(target: Target, options: SamplerOptions) -> Sampler:
@@ -369,7 +378,7 @@ def _sgd(target: Target, options: SamplerOptions) -> Sampler:
     def stats(state, info, params):
         return {"lp": -target.beta * state.loss, "step_size": params["step_size"]}
 
-    return Sampler("sgd", burn_in(step, init, params), step, stats, adjusted=False)
+    return Sampler("sgd", burn_in(step, init, params), step, stats, adjusted=False, unrolled_keys=True)
 
 
 def describe(options: SamplerOptions) -> dict[str, Any]:

@@ -291,4 +291,4 @@ def optimizer_sampler(
         del state, params
         return {"lp": -info.loss, "grad_norm": info.grad_norm, "update_norm": info.update_norm}
 
-    return Sampler(name, warmup, step, stats, False)
+    return Sampler(name, warmup, step, stats, False, unrolled_keys=True)

@@ -25,7 +25,11 @@ draws as on one. On a CPU with AVX-512 it also asks XLA's code generator
 for 512-bit vectors (``--xla_cpu_prefer_vector_width=512``; XLA's default
 is 256): the run loop's steps are elementwise work over a device's chains,
 and the seed's SGD measured 1.4x faster with them, the other benchmarks
-unchanged (``benchmarks/RESULTS.md``); the draws are the same bits (tested).
+unchanged (``benchmarks/RESULTS.md``). The toy models' draws are the same
+bits with either width (tested), but a matrix product may round
+differently in its last bit, so, as across CPUs, a run's bits can depend
+on the width: set ``--xla_cpu_prefer_vector_width`` in ``XLA_FLAGS`` to
+choose it yourself.
 
 Several hosts: :func:`initialize` starts ``jax.distributed`` (coordinator,
 process count and id from the environment, or detected from SLURM / Open
@@ -101,7 +105,8 @@ def use_host_cores(count: int | None = None) -> int | None:
     ``XLA_FLAGS`` already names a vector width (see the module docstring).
     Accelerators are unaffected (the host devices are not the default
     backend there). Returns the count set, or ``None`` when the user had set
-    one or JAX's backend had already started (too late: nothing changes).
+    one (the vector width may still have been added) or JAX's backend had
+    already started (too late: nothing changes).
     """
     if _backend_started():
         return None  # after start-up it is too late

@@ -78,6 +78,11 @@ def _warmup_and_draw_keys(rng_key, start, num_chains: int):
     return split[:, 0], split[:, 1]
 
 
+def _keys_for(sampler: Sampler, key):
+    """The key a kernel gets: :mod:`samplers.threefry`'s relabeling where the sampler allows it."""
+    return unrolled(key) if getattr(sampler, "unrolled_keys", False) else key
+
+
 def _tree_where(flag, new, old):
     return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
 
@@ -93,7 +98,7 @@ def _make_chunk_fn(sampler: Sampler, record_fn: Callable, thin: int, num_draws: 
     """Jitted ``(keys, states, params, alive, start) -> (states, alive, (records, stats))``."""
 
     def one_chain(key, state, params, alive, start):
-        key = unrolled(key)
+        key = _keys_for(sampler, key)
 
         def kernel_step(state, alive, reason, t):
             new_state, info = sampler.step(jax.random.fold_in(key, t), state, params)
@@ -151,10 +156,12 @@ def _make_warmup_fn(sampler: Sampler, num_steps: int):
     if _sequential(sampler):
 
         def over_chains(keys, positions):
-            return jax.lax.map(lambda xs: sampler.warmup(unrolled(xs[0]), xs[1], num_steps), (keys, positions))
+            return jax.lax.map(
+                lambda xs: sampler.warmup(_keys_for(sampler, xs[0]), xs[1], num_steps), (keys, positions)
+            )
 
         return jax.jit(over_chains)
-    return jax.jit(jax.vmap(lambda k, p: sampler.warmup(unrolled(k), p, num_steps)))
+    return jax.jit(jax.vmap(lambda k, p: sampler.warmup(_keys_for(sampler, k), p, num_steps)))
 
 
 def _concat_chains(blocks):

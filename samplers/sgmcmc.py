@@ -99,7 +99,7 @@ def sg_sampler(
         def stats(state, info, params):
             return {"lp": state.logdensity, "loss": state.loss, "step_size": params["step_size"]}
 
-        return Sampler(name, burn_in(step, init, params), step, stats, adjusted=False)
+        return Sampler(name, burn_in(step, init, params), step, stats, adjusted=False, unrolled_keys=True)
 
     kernel = blackjax.sghmc.build_kernel(alpha=sghmc_alpha)
 
@@ -117,4 +117,4 @@ def sg_sampler(
         lp, loss = full_pair(state.position, None)[0]  # value only: XLA drops the unused gradient
         return {"lp": lp, "loss": loss, "step_size": params["step_size"]}
 
-    return Sampler(name, burn_in(step, SGState, params), step, stats, adjusted=False)
+    return Sampler(name, burn_in(step, SGState, params), step, stats, adjusted=False, unrolled_keys=True)

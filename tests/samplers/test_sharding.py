@@ -12,6 +12,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+from samplers.placement import _has_avx512
+
 FOUR = "--xla_force_host_platform_device_count=4"
 
 
@@ -151,6 +155,7 @@ def test_use_host_cores_asks_for_wide_vectors_on_avx512(monkeypatch, tmp_path):
 
     has_avx512 = placement._has_avx512
     monkeypatch.setattr(placement, "_backend_started", lambda: False)
+    monkeypatch.delenv("JAX_NUM_CPU_DEVICES", raising=False)
     for avx512, user, expected in [
         (True, "", "--xla_cpu_prefer_vector_width=512 --xla_force_host_platform_device_count=2"),
         (False, "", "--xla_force_host_platform_device_count=2"),
@@ -170,8 +175,9 @@ def test_use_host_cores_asks_for_wide_vectors_on_avx512(monkeypatch, tmp_path):
     assert not has_avx512(str(tmp_path / "missing"))
 
 
+@pytest.mark.skipif(not _has_avx512(), reason="needs AVX-512")
 def test_wide_vectors_draw_the_same_bits(tmp_path, repo_root):
-    """The vector-width preference changes code generation, not the draws."""
+    """On the toy models the vector-width preference changes code generation, not the draws."""
     script = """
         import hashlib, jax, numpy as np
         from models.toy import toy_target
