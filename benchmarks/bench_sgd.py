@@ -50,7 +50,7 @@ FULL = {
     "profile_runs": 2**18,
     "profile_reps": 3,
     "sweep_runs": 2**19,
-    "sweep_sizes": (32768, 131072, 524288),
+    "sweep_sizes": (32768, 65536, 131072, 524288),
     "sweep_reps": 2,
 }
 QUICK = {
