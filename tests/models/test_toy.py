@@ -46,6 +46,22 @@ def test_cross_potential_vanishes_exactly_on_the_axes_without_lam():
     assert bool(jnp.all(cross_potential(off) > 0))
 
 
+def test_cross_potential_without_lam_equals_the_summed_form_bit_for_bit():
+    """The lam term is added by hand (no reduction, see models/toy.py); at lam = 0 nothing changed."""
+
+    def summed(x, a=100.0, lam=0.0):
+        valley = a * jnp.minimum(x[..., 0] ** 2, x[..., 1] ** 2)
+        return valley + 0.5 * lam * jnp.sum((x - jnp.asarray((-1.0, -1.0), x.dtype)) ** 2, axis=-1)
+
+    x = 3 * jax.random.normal(jax.random.key(0), (10_000, 2))
+    np.testing.assert_array_equal(jax.jit(jax.vmap(cross_potential))(x), jax.jit(jax.vmap(summed))(x))
+    np.testing.assert_array_equal(
+        jax.jit(jax.vmap(jax.grad(cross_potential)))(x), jax.jit(jax.vmap(jax.grad(summed)))(x)
+    )
+    lam5 = lambda z: cross_potential(z, lam=5.0)  # noqa: E731
+    np.testing.assert_allclose(jax.vmap(lam5)(x), jax.vmap(lambda z: summed(z, lam=5.0))(x), rtol=1e-6)
+
+
 def test_cross_potential_broadcasts_over_leading_axes():
     x = jax.random.normal(jax.random.key(0), (3, 4, 2))
     batched = cross_potential(x, a=5.0, lam=1.0)
